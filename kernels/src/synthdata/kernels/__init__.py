@@ -1,0 +1,1 @@
+"""synthdata.kernels: fused GPU kernels with PyTorch fallbacks."""

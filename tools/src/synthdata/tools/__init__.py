@@ -1,0 +1,1 @@
+"""synthdata command-line entry points."""
