@@ -1,0 +1,118 @@
+"""Atomic file writes and checksums: a file is either absent or complete, never half-written."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from synthdata.shards.errors import OutputDirError
+
+TEMP_MARK = ".tmp-"
+
+
+def temp_path_for(final: Path) -> Path:
+    """A hidden temp name beside ``final``: same directory (so rename is atomic), never matched by ``*.tar``."""
+    return final.with_name(f".{final.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def is_temp_of(path: Path, final_name: str) -> bool:
+    """Whether ``path`` is a temp file left by a writer of ``final_name``."""
+    return path.name.startswith(f".{final_name}{TEMP_MARK}")
+
+
+def ensure_writable_dir(directory: Path) -> Path:
+    """Create ``directory`` if needed and check it is writable, with a clear error otherwise."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputDirError(
+            f"cannot create output directory {directory}: {exc.strerror}; choose a writable path"
+        ) from exc
+    if not directory.is_dir():
+        raise OutputDirError(f"output path {directory} exists and is not a directory; choose another --out")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OutputDirError(
+            f"output directory {directory} is not writable; fix its permissions or choose another"
+        )
+    return directory
+
+
+@contextlib.contextmanager
+def atomic_open(final: Path, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temp file beside ``final``; on success fsync and rename it over ``final``, on error delete it."""
+    final = Path(final)
+    tmp = temp_path_for(final)
+    try:
+        fh = open(tmp, mode)  # noqa: SIM115 - closed below on every path
+    except OSError as exc:
+        raise OutputDirError(
+            f"cannot write {final}: {exc.strerror}; check the directory exists and is writable"
+        ) from exc
+    try:
+        with fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_dir(final.parent)
+
+
+def atomic_write_bytes(final: Path, data: bytes) -> None:
+    """Write ``data`` to ``final`` atomically."""
+    with atomic_open(final, "wb") as fh:
+        fh.write(data)
+
+
+def atomic_write_json(final: Path, obj: Any) -> None:
+    """Write ``obj`` as indented, key-sorted JSON to ``final`` atomically."""
+    atomic_write_bytes(final, (json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode())
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; not supported everywhere, and harmless to skip there.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class HashingWriter:
+    """A write-only file wrapper that counts bytes and hashes them as they pass."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self.sha256 = hashlib.sha256()
+        self.bytes_written = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.bytes_written += len(data)
+        return self._fh.write(data)
+
+    def tell(self) -> int:
+        return self.bytes_written
+
+    def flush(self) -> None:
+        self._fh.flush()

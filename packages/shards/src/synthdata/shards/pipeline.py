@@ -1,0 +1,115 @@
+"""A webdataset pipeline over shards, for training: shard shuffling, node/worker splitting, resampling."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import webdataset as wds
+from synthdata.shards.encoding import IMAGE_EXTENSIONS
+from synthdata.shards.reader import list_shards
+
+log = logging.getLogger(__name__)
+
+IMAGE_KEYS = ";".join(IMAGE_EXTENSIONS)
+
+
+@dataclass
+class ErrorCounter:
+    """Counts the samples/shards a ``warn`` pipeline skipped; shared across the pipeline's stages."""
+
+    count: int = 0
+    messages: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __call__(self, exn: Exception) -> bool:
+        with self._lock:
+            self.count += 1
+            if len(self.messages) < 100:
+                self.messages.append(repr(exn))
+        warnings.warn(f"synthdata.shards: skipped a corrupt sample or shard: {exn!r}", stacklevel=2)
+        return True  # keep going
+
+
+def resolve_urls(source: str | os.PathLike[str] | Sequence[str]) -> list[str]:
+    """Shard URLs from a directory (its complete shards only), a brace pattern / URL, or a list of them."""
+    if isinstance(source, (list, tuple)):
+        return [str(s) for s in source]
+    path = Path(source)
+    if path.is_dir():
+        urls = [str(p) for p in list_shards(path)]
+        if not urls:
+            raise FileNotFoundError(f"{path} holds no complete shards (no *.idx.json sidecars)")
+        return urls
+    return list(wds.shardlists.expand_urls(str(source)))
+
+
+def _is_complete(sample: dict[str, Any]) -> bool:
+    return "cls" in sample and any(k in sample for k in IMAGE_EXTENSIONS)
+
+
+def wds_pipeline(
+    source: str | os.PathLike[str] | Sequence[str],
+    *,
+    decode: str = "pil",
+    transform: Callable[[Any], Any] | None = None,
+    shuffle: int = 1000,
+    resampled: bool = False,
+    epoch_length: int | None = None,
+    batch_size: int | None = None,
+    split_by_node: bool = True,
+    split_by_worker: bool = True,
+    on_error: Literal["raise", "warn"] = "raise",
+    seed: int = 0,
+    with_meta: bool = False,
+    errors: ErrorCounter | None = None,
+) -> wds.DataPipeline:
+    """Build a ``webdataset.DataPipeline`` yielding ``(image, cls)`` (plus ``meta`` when ``with_meta``).
+
+    - ``source``: a shard directory, a brace-pattern URL, or a list of URLs.
+    - ``resampled``: draw shards with replacement forever (per node and worker seeds), cut into epochs of
+      ``epoch_length`` samples per DataLoader worker; otherwise each shard is read once per epoch, split
+      across nodes (``RANK``/``WORLD_SIZE`` or torch.distributed) and DataLoader workers.
+    - ``on_error``: ``"raise"`` fails on the first corrupt shard or sample; ``"warn"`` skips it, warns and
+      counts it in ``errors``. Partial samples (no image or no class) are never yielded.
+    """
+    urls = resolve_urls(source)
+    handler = (
+        wds.reraise_exception if on_error == "raise" else (errors if errors is not None else ErrorCounter())
+    )
+    stages: list[Any] = []
+    if resampled:
+        stages.append(wds.ResampledShards(urls, seed=seed, deterministic=True))
+    else:
+        stages.append(wds.SimpleShardList(urls))
+        if shuffle:
+            stages.append(wds.detshuffle(bufsize=len(urls), initial=len(urls), seed=seed))
+        if split_by_node:
+            stages.append(wds.split_by_node)
+        if split_by_worker:
+            stages.append(wds.split_by_worker)
+    stages.append(wds.tarfile_to_samples(handler=handler))
+    if shuffle:
+        stages.append(wds.shuffle(shuffle, initial=min(shuffle, 100)))
+    stages.append(wds.select(_is_complete))
+    stages.append(wds.decode(decode, handler=handler))
+    fields = [IMAGE_KEYS, "cls"] + (["json"] if with_meta else [])
+    stages.append(wds.to_tuple(*fields, handler=handler))
+    if transform is not None:
+        stages.append(wds.map_tuple(transform, handler=handler))
+    if batch_size is not None:
+        stages.append(wds.batched(batch_size, partial=not resampled))
+    pipeline = wds.DataPipeline(*stages)
+    if resampled:
+        if epoch_length is None:
+            raise ValueError("resampled=True needs epoch_length (samples, or batches when batch_size is set)")
+        pipeline = pipeline.with_epoch(epoch_length)
+    elif epoch_length is not None:
+        pipeline = pipeline.with_epoch(epoch_length)
+    return pipeline
