@@ -68,9 +68,10 @@ def wds_pipeline(
     on_error: Literal["raise", "warn"] = "raise",
     seed: int = 0,
     with_meta: bool = False,
+    with_key: bool = False,
     errors: ErrorCounter | None = None,
 ) -> wds.DataPipeline:
-    """Build a ``webdataset.DataPipeline`` yielding ``(image, cls)`` (plus ``meta`` when ``with_meta``).
+    """Build a ``webdataset.DataPipeline`` yielding ``(image, cls)``, then ``meta`` and ``key`` when asked.
 
     - ``source``: a shard directory, a brace-pattern URL, or a list of URLs.
     - ``resampled``: draw shards with replacement forever (per node and worker seeds), cut into epochs of
@@ -99,7 +100,7 @@ def wds_pipeline(
         stages.append(wds.shuffle(shuffle, initial=min(shuffle, 100)))
     stages.append(wds.select(_is_complete))
     stages.append(wds.decode(decode, handler=handler))
-    fields = [IMAGE_KEYS, "cls"] + (["json"] if with_meta else [])
+    fields = [IMAGE_KEYS, "cls"] + (["json"] if with_meta else []) + (["__key__"] if with_key else [])
     stages.append(wds.to_tuple(*fields, handler=handler))
     if transform is not None:
         stages.append(wds.map_tuple(transform, handler=handler))

@@ -1,0 +1,1 @@
+"""synthdata.clip: shared CLIP plumbing (model loading, zero-shot heads, features)."""
