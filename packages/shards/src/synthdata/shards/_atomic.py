@@ -29,14 +29,14 @@ def is_temp_of(path: Path, final_name: str) -> bool:
 def ensure_writable_dir(directory: Path) -> Path:
     """Create ``directory`` if needed and check it is writable, with a clear error otherwise."""
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise OutputDirError(f"output path {directory} exists and is not a directory; choose another --out")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputDirError(
             f"cannot create output directory {directory}: {exc.strerror}; choose a writable path"
         ) from exc
-    if not directory.is_dir():
-        raise OutputDirError(f"output path {directory} exists and is not a directory; choose another --out")
     if not os.access(directory, os.W_OK | os.X_OK):
         raise OutputDirError(
             f"output directory {directory} is not writable; fix its permissions or choose another"
@@ -105,8 +105,15 @@ class HashingWriter:
         self._fh = fh
         self.sha256 = hashlib.sha256()
         self.bytes_written = 0
+        self.discarded = False
+
+    def discard(self) -> None:
+        """Swallow later writes (e.g. a tar stream's close on garbage collection after an abort)."""
+        self.discarded = True
 
     def write(self, data: bytes) -> int:
+        if self.discarded:
+            return len(data)
         self.sha256.update(data)
         self.bytes_written += len(data)
         return self._fh.write(data)

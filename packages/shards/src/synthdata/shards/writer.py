@@ -118,6 +118,7 @@ class _OpenShard:
         return info
 
     def abort(self) -> None:
+        self._hashing.discard()
         with contextlib.suppress(Exception):
             self._fh.close()
         with contextlib.suppress(FileNotFoundError):
