@@ -136,3 +136,33 @@ def test_rn50_random_matches_paper_architecture():
     assert bundle.image_size == 224
     w = zeroshot_weights(bundle, ["cat", "dog"], ["a photo of a {}."])
     assert w.shape == (2, 1024)
+    tokens = bundle.tokenizer(["a photo of a cat.", "a dog"])
+    with torch.no_grad():
+        plain = torch.nn.functional.normalize(bundle.model.encode_text(tokens), dim=-1)
+    torch.testing.assert_close(
+        text_features(bundle, ["a photo of a cat.", "a dog"]), plain, atol=1e-5, rtol=1e-4
+    )
+
+
+def test_trimmed_text_encoding_matches_plain(tiny):
+    from synthdata.clip._features import encode_text_trimmed, trim_eligible
+
+    assert trim_eligible(tiny.model)
+    texts = ["a photo of a red stripes.", "x", "a very " + "long " * 90 + "prompt"]  # the last is truncated
+    tokens = tiny.tokenizer(texts)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            encode_text_trimmed(tiny.model, tokens), tiny.model.encode_text(tokens), atol=1e-5, rtol=1e-5
+        )
+
+
+def test_trimming_falls_back_for_ineligible_models():
+    from synthdata.clip._features import encode_text_trimmed, trim_eligible
+
+    class Plain:
+        def encode_text(self, tokens):
+            return tokens.float() * 2
+
+    assert not trim_eligible(Plain())
+    tokens = torch.ones(2, 5, dtype=torch.long)
+    torch.testing.assert_close(encode_text_trimmed(Plain(), tokens), tokens.float() * 2)
