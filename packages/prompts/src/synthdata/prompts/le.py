@@ -1,0 +1,353 @@
+"""Language Enhancement: class names to many diverse sentences with a keyword-to-text seq2seq model.
+
+The paper (He et al., ICLR 2023, ``src/LE.py``) feeds each class name to ``mrm8488/t5-base-finetuned-common_gen``
+through keytotext, one sampled sentence per call, then keeps a random subset of the unique ones (and
+crashes when fewer than N are unique). Here:
+
+* many classes and many samples per class share one ``generate`` call (``num_return_sequences`` rows
+  of each class, packed up to ``batch_size`` sequences a call), on the CPU or a GPU;
+* sentences are de-duplicated on normalised text (lower case, punctuation and extra spaces removed) and
+  the first ``per_class`` unique ones in generation order are kept;
+* a sentence that lost the class name is dropped or repaired (the class name put in front) as
+  ``on_missing_class`` says, and counted;
+* a class still short after a round is sampled again (with more samples), up to ``max_rounds``; what is
+  still missing then is reported per class, not raised;
+* every ``generate`` call is seeded from (seed, round, call), so the same seed, batch size and device
+  give the same sentences.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from synthdata.prompts.errors import ModelNotAvailableError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "mrm8488/t5-base-finetuned-common_gen"
+MISSING_CLASS_POLICIES = ("repair", "drop")
+_NAME_STOPWORDS = frozenset({"a", "an", "the", "of", "and", "in", "on", "with", "to", "for", "s"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class LEConfig:
+    """Sampling and bookkeeping settings. The defaults are the paper's sampling (HF ``do_sample`` with
+    top-k 50, top-p 1, temperature 1) with the paper's 200 sentences per class."""
+
+    per_class: int = 200
+    top_k: int = 50
+    top_p: float = 1.0
+    temperature: float = 1.0
+    max_new_tokens: int = 32
+    num_return_sequences: int = 16
+    batch_size: int = 256
+    oversample: float = 1.5
+    max_rounds: int = 10
+    on_missing_class: str = "repair"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.per_class < 1:
+            raise ValueError(f"per_class must be at least 1, got {self.per_class}")
+        if self.on_missing_class not in MISSING_CLASS_POLICIES:
+            raise ValueError(f"on_missing_class must be one of {MISSING_CLASS_POLICIES}")
+        if self.batch_size < 1 or self.num_return_sequences < 1 or self.max_rounds < 1:
+            raise ValueError("batch_size, num_return_sequences and max_rounds must be at least 1")
+        if self.oversample < 1.0:
+            raise ValueError("oversample must be at least 1.0")
+
+
+@dataclass
+class ClassStats:
+    """What generation did for one class."""
+
+    class_index: int
+    class_name: str
+    wanted: int
+    generated: int = 0
+    unique: int = 0
+    duplicates: int = 0
+    empty: int = 0
+    missing_class: int = 0
+    dropped: int = 0
+    repaired: int = 0
+    rounds: int = 0
+
+    @property
+    def shortfall(self) -> int:
+        return max(0, self.wanted - self.unique)
+
+
+@dataclass
+class LEResult:
+    """Unique sentences per class (in class order) and the per-class counts."""
+
+    sentences: list[list[str]]
+    stats: list[ClassStats]
+    config: LEConfig
+    model_id: str = ""
+    calls: int = 0
+    shortfalls: dict[int, int] = field(default_factory=dict)
+
+
+def normalize_text(text: str) -> str:
+    """The de-duplication key: lower case, every run of non-alphanumerics one space, trimmed."""
+    return " ".join(re.findall(r"[0-9a-z]+", text.lower()))
+
+
+def _token_match(name_tok: str, sent_tok: str) -> bool:
+    if sent_tok == name_tok:
+        return True
+    # inflections: dog/dogs, bus/buses, box/boxes, berry/berries, leaf/leaves, knife/knives
+    if sent_tok.startswith(name_tok) and len(sent_tok) - len(name_tok) <= 2 and len(name_tok) >= 2:
+        return True
+    if len(name_tok) > 3 and name_tok.endswith("y") and sent_tok == name_tok[:-1] + "ies":
+        return True
+    if name_tok.endswith("fe") and sent_tok == name_tok[:-2] + "ves":
+        return True
+    return name_tok.endswith("f") and sent_tok == name_tok[:-1] + "ves"
+
+
+def contains_class(sentence: str, classname: str) -> bool:
+    """Whether ``sentence`` still names the class: every content word of the name (or of one of its
+    ``or`` alternatives, as in "highway or road") appears, allowing plural/inflected forms."""
+    sent = re.findall(r"[0-9a-z]+", sentence.lower())
+    alternatives = re.split(r"\bor\b", classname.lower())
+    for alt in alternatives:
+        toks = [t for t in re.findall(r"[0-9a-z]+", alt) if t not in _NAME_STOPWORDS]
+        if not toks:
+            continue
+        if all(any(_token_match(t, s) for s in sent) for t in toks):
+            return True
+    return not any(
+        t not in _NAME_STOPWORDS for alt in alternatives for t in re.findall(r"[0-9a-z]+", alt)
+    )
+
+
+def repair_sentence(sentence: str, classname: str) -> str:
+    """Put the class name in front of a sentence that lost it: ``"<class name>, <sentence>"``."""
+    s = " ".join(sentence.split())
+    s = re.sub(r"^(The|A|An) ", lambda m: m.group(1).lower() + " ", s)
+    return f"{classname}, {s}"
+
+
+def keyword_input(classname: str) -> str:
+    """The model input for a class: its name as space-separated concept words, as the common_gen model was
+    trained on (keytotext, which the paper used, strips quotes/brackets and turns commas into spaces)."""
+    text = classname.replace(",", " ").replace("[", " ").replace("]", " ").replace("'", "")
+    return " ".join(text.split())
+
+
+def _call_seed(seed: int, rnd: int, call: int) -> int:
+    digest = hashlib.sha256(f"synthdata.prompts.le:{seed}:{rnd}:{call}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``/None picks CUDA when available, else the CPU."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _hub_offline() -> bool:
+    env = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    try:
+        from huggingface_hub import constants
+
+        return env or bool(constants.HF_HUB_OFFLINE)
+    except Exception:  # pragma: no cover - huggingface_hub always comes with transformers
+        return env
+
+
+def hf_cache_dir() -> str:
+    try:
+        from huggingface_hub import constants
+
+        return str(constants.HF_HUB_CACHE)
+    except Exception:  # pragma: no cover
+        return os.path.expanduser("~/.cache/huggingface/hub")
+
+
+def load_model(model: str, device: str | torch.device | None = "auto"):
+    """(model, tokenizer) for a seq2seq model id or local directory, in eval mode on ``device``.
+
+    Order: a local directory; else the Hugging Face cache (no network); else a download, unless the hub
+    is offline (``HF_HUB_OFFLINE=1``). Raises :class:`ModelNotAvailableError` naming the model and the
+    cache when none of these works.
+    """
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    dev = resolve_device(device)
+    local = Path(model).expanduser()
+    if local.is_dir():
+        try:
+            tok = AutoTokenizer.from_pretrained(str(local))
+            net = AutoModelForSeq2SeqLM.from_pretrained(str(local))
+        except Exception as exc:
+            raise ModelNotAvailableError(
+                f"cannot load a seq2seq model and tokenizer from directory {local}: {exc}"
+            ) from exc
+        return net.to(dev).eval(), tok
+    try:
+        tok = AutoTokenizer.from_pretrained(model, local_files_only=True)
+        net = AutoModelForSeq2SeqLM.from_pretrained(model, local_files_only=True)
+        log.info("loaded %s from the Hugging Face cache", model)
+        return net.to(dev).eval(), tok
+    except Exception as cache_exc:
+        cache_error = cache_exc
+    if _hub_offline():
+        raise ModelNotAvailableError(
+            f"model {model!r} is not in the Hugging Face cache ({hf_cache_dir()}) and the hub is offline "
+            f"(HF_HUB_OFFLINE=1). Fetch it where the internet is reachable (`hf download {model}`) and copy "
+            f"the cache here, pass --model /path/to/a/local/model/dir, or use --smoke. ({cache_error})"
+        ) from cache_error
+    try:
+        tok = AutoTokenizer.from_pretrained(model)
+        net = AutoModelForSeq2SeqLM.from_pretrained(model)
+    except Exception as exc:
+        raise ModelNotAvailableError(
+            f"model {model!r} is not in the Hugging Face cache ({hf_cache_dir()}) and could not be downloaded "
+            f"({type(exc).__name__}: {exc}). Fetch it where the internet is reachable (`hf download {model}`) "
+            "and copy the cache here, pass --model /path/to/a/local/model/dir, or use --smoke."
+        ) from exc
+    return net.to(dev).eval(), tok
+
+
+class LanguageEnhancer:
+    """A keyword-to-text model and its tokenizer, ready to turn class names into sentences."""
+
+    def __init__(self, model, tokenizer, *, device: str | torch.device | None = "auto", model_id: str = ""):
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.model_id = model_id
+
+    @classmethod
+    def from_pretrained(cls, model: str = DEFAULT_MODEL, *, device: str | torch.device | None = "auto"):
+        """Load ``model`` (a hub id or a local directory); see :func:`load_model`."""
+        net, tok = load_model(model, device)
+        return cls(net, tok, device=device, model_id=model)
+
+    @classmethod
+    def smoke(cls, classnames: Sequence[str], *, device: str | torch.device | None = "cpu", init_seed: int = 0):
+        """The tiny random T5 with a locally built tokenizer (no download); its sentences are random words."""
+        from synthdata.prompts._smoke import SMOKE_MODEL_ID, build_smoke
+
+        net, tok = build_smoke(classnames, init_seed=init_seed)
+        return cls(net, tok, device=device, model_id=SMOKE_MODEL_ID)
+
+    @torch.inference_mode()
+    def _generate(self, texts: list[str], n: int, cfg: LEConfig, seed: int) -> list[str]:
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=64)
+        enc = {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            out = self.model.generate(
+                **enc,
+                do_sample=True,
+                top_k=cfg.top_k,
+                top_p=cfg.top_p,
+                temperature=cfg.temperature,
+                max_new_tokens=cfg.max_new_tokens,
+                num_return_sequences=n,
+            )
+        return [" ".join(s.split()) for s in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+    def generate(
+        self,
+        classnames: Sequence[str],
+        config: LEConfig | None = None,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> LEResult:
+        """``config.per_class`` unique sentences for each class (fewer where sampling ran out; see
+        ``LEResult.shortfalls``). ``progress`` is called with the number of newly kept sentences."""
+        cfg = config or LEConfig()
+        n_cls = len(classnames)
+        inputs = [keyword_input(c) for c in classnames]
+        kept: list[list[str]] = [[] for _ in range(n_cls)]
+        keys: list[set[str]] = [set() for _ in range(n_cls)]
+        stats = [ClassStats(i, c, cfg.per_class) for i, c in enumerate(classnames)]
+        calls = 0
+        for rnd in range(cfg.max_rounds):
+            pending = [i for i in range(n_cls) if len(kept[i]) < cfg.per_class]
+            if not pending:
+                break
+            # later rounds ask for more: what was missing times oversample, doubled each round
+            want = {i: math.ceil((cfg.per_class - len(kept[i])) * cfg.oversample * (2**rnd)) for i in pending}
+            per_row = max(1, min(cfg.num_return_sequences, max(want.values()), cfg.batch_size))
+            rows = [i for i in pending for _ in range(math.ceil(want[i] / per_row))]
+            rows_per_call = max(1, cfg.batch_size // per_row)
+            for i in pending:
+                stats[i].rounds += 1
+            for start in range(0, len(rows), rows_per_call):
+                chunk = rows[start : start + rows_per_call]
+                if all(len(kept[i]) >= cfg.per_class for i in set(chunk)):
+                    continue
+                outs = self._generate([inputs[i] for i in chunk], per_row, cfg, _call_seed(cfg.seed, rnd, calls))
+                calls += 1
+                new = 0
+                for r, ci in enumerate(chunk):
+                    for sent in outs[r * per_row : (r + 1) * per_row]:
+                        new += self._accept(ci, classnames[ci], sent, kept, keys, stats[ci], cfg)
+                if progress is not None and new:
+                    progress(new)
+        for i in range(n_cls):
+            stats[i].unique = len(kept[i])
+        shortfalls = {s.class_index: s.shortfall for s in stats if s.shortfall}
+        if shortfalls:
+            log.warning(
+                "%d of %d classes got fewer than %d unique sentences after %d rounds",
+                len(shortfalls), n_cls, cfg.per_class, cfg.max_rounds,
+            )
+        return LEResult(kept, stats, cfg, model_id=self.model_id, calls=calls, shortfalls=shortfalls)
+
+    @staticmethod
+    def _accept(ci, name, sent, kept, keys, st: ClassStats, cfg: LEConfig) -> int:
+        if len(kept[ci]) >= cfg.per_class:
+            return 0
+        st.generated += 1
+        if not normalize_text(sent):
+            st.empty += 1
+            return 0
+        if not contains_class(sent, name):
+            st.missing_class += 1
+            if cfg.on_missing_class == "drop":
+                st.dropped += 1
+                return 0
+            sent = repair_sentence(sent, name)
+            repaired = True
+        else:
+            repaired = False
+        key = normalize_text(sent)
+        if key in keys[ci]:
+            st.duplicates += 1
+            return 0
+        keys[ci].add(key)
+        kept[ci].append(sent)
+        if repaired:
+            st.repaired += 1
+        return 1
+
+
+def le_prompts(result: LEResult, classnames: Sequence[str], prefix: str, suffix: str = ""):
+    """Prompt records from a Language Enhancement result: ``f"{prefix} {sentence}{suffix}"`` per sentence."""
+    from synthdata.prompts._registry import apply_domain
+    from synthdata.prompts.records import PromptRecord, prompt_id
+
+    out = []
+    for ci, sents in enumerate(result.sentences):
+        for n, s in enumerate(sents):
+            out.append(PromptRecord(prompt_id(ci, n), ci, classnames[ci], apply_domain(s, prefix, suffix), "le"))
+    return out

@@ -1,0 +1,104 @@
+"""The prompts file: JSONL, one object a line with exactly ``id``, ``class_index``, ``class_name``,
+``prompt`` and ``source``. Written atomically (temp file + rename), read back with validation."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from synthdata.prompts.errors import PromptsError
+
+SOURCES = ("le", "template", "file")
+FIELDS = ("id", "class_index", "class_name", "prompt", "source")
+
+
+def prompt_id(class_index: int, n: int) -> str:
+    """The stable id of the ``n``-th prompt of a class: ``c{class_index:04d}-{n:05d}`` (ASCII, no raw text)."""
+    return f"c{class_index:04d}-{n:05d}"
+
+
+@dataclass(frozen=True)
+class PromptRecord:
+    """One line of a prompts file."""
+
+    id: str
+    class_index: int
+    class_name: str
+    prompt: str
+    source: str
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "id": self.id,
+                "class_index": self.class_index,
+                "class_name": self.class_name,
+                "prompt": self.prompt,
+                "source": self.source,
+            },
+            ensure_ascii=False,
+        )
+
+
+def write_prompts(path: str | Path, records: Iterable[PromptRecord]) -> int:
+    """Write ``records`` to ``path`` as JSONL, atomically; return the number of lines written.
+
+    The file appears complete or not at all: it is written to a hidden temp file beside ``path``,
+    fsynced and renamed over it.
+    """
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    n = 0
+    seen: set[str] = set()
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            for rec in records:
+                if rec.id in seen:
+                    raise PromptsError(f"duplicate prompt id {rec.id!r}")
+                seen.add(rec.id)
+                fh.write(rec.to_json() + "\n")
+                n += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return n
+
+
+def read_prompts(path: str | Path) -> list[PromptRecord]:
+    """Read a prompts file, checking every line has exactly the five fields with the right types."""
+    path = Path(path)
+    out: list[PromptRecord] = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise PromptsError(f"{path}:{lineno}: not JSON: {exc}") from exc
+            if not isinstance(obj, dict) or set(obj) != set(FIELDS):
+                raise PromptsError(f"{path}:{lineno}: expected exactly the fields {FIELDS}")
+            if not isinstance(obj["class_index"], int) or not all(
+                isinstance(obj[k], str) for k in ("id", "class_name", "prompt", "source")
+            ):
+                raise PromptsError(f"{path}:{lineno}: wrong field types")
+            try:
+                out.append(PromptRecord(**obj))
+            except ValueError as exc:
+                raise PromptsError(f"{path}:{lineno}: {exc}") from exc
+    return out
