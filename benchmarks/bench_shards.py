@@ -18,6 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table, write_results
+
 from synthdata.shards import Sample, ShardWriter, draw_demo_image, iter_samples
 
 

@@ -6,6 +6,7 @@ import open_clip
 import pytest
 import torch
 from PIL import Image
+
 from synthdata.clip import (
     DEFAULT_TEMPLATES,
     ClipBundle,

@@ -6,6 +6,7 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+
 from synthdata.shards import DatasetInfo, Sample, ShardWriter, write_dataset_json
 
 

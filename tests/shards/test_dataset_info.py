@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from synthdata.shards import DatasetInfo, DatasetInfoError, read_dataset_json, write_dataset_json
 
 

@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 import webdataset as wds
+
 from synthdata.shards import list_shards
 
 from ._helpers import make_dataset

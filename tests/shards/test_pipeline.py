@@ -3,6 +3,7 @@ import warnings
 import pytest
 import torch
 from PIL import Image
+
 from synthdata.shards import ErrorCounter, list_shards, make_demo, wds_pipeline
 
 from ._helpers import flip_byte_in_member, make_dataset

@@ -1,6 +1,7 @@
 import logging
 
 import pytest
+
 from synthdata.shards import CorruptShardError, ReadStats, iter_samples, list_shards, sidecar_path
 
 from ._helpers import flip_byte_in_member, make_dataset

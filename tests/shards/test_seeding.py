@@ -1,4 +1,5 @@
 import pytest
+
 from synthdata.shards import item_seed, work_split
 
 

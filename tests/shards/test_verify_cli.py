@@ -3,6 +3,7 @@ import shutil
 
 import pytest
 from PIL import Image
+
 from synthdata.shards import list_shards, sidecar_path, verify_dataset
 from synthdata.tools.shards import main
 
@@ -107,6 +108,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 def test_demo_classes_are_distinct_and_learnable(tmp_path):
     """Mean colour alone separates demo classes: a nearest-centroid rule gets most right."""
     import numpy as np
+
     from synthdata.shards import draw_demo_image
 
     feats, labels = [], []

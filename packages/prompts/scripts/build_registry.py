@@ -101,8 +101,8 @@ def _caltech256_name(folder: str) -> str:
 
 
 def build(clip_benchmark: Path, mmpretrain: Path, tfds: Path) -> dict:
-    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES, OPENAI_IMAGENET_TEMPLATES
     import timm
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES, OPENAI_IMAGENET_TEMPLATES
 
     cb = clip_benchmark / "clip_benchmark" / "datasets"
     cb_names = json.loads((cb / "en_classnames.json").read_text())
@@ -214,7 +214,7 @@ def build(clip_benchmark: Path, mmpretrain: Path, tfds: Path) -> dict:
     return d
 
 
-def OPENAI_IMAGENET_TEMPLATES_STR(templates) -> list[str]:  # noqa: N802 - mirrors the constant it converts
+def OPENAI_IMAGENET_TEMPLATES_STR(templates) -> list[str]:
     """open_clip stores the templates as lambdas; render each with a marker and turn it into a format string."""
     marker = "\x00"
     return [t(marker).replace(marker, "{}") for t in templates]

@@ -9,6 +9,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from open_clip.transformer import text_global_pool
+
 from synthdata.clip._loading import ClipBundle
 
 log = logging.getLogger(__name__)

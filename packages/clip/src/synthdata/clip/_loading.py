@@ -202,10 +202,15 @@ def load_clip(
         # OpenAI's weights were trained with QuickGELU; RN50's plain config lacks it (open_clip warns).
         if cfg.get("quick_gelu") and not open_clip.get_model_config(name).get("quick_gelu", False):
             kwargs["force_quick_gelu"] = True
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        name, pretrained=weights, precision=precision, device=device, cache_dir=cache, **kwargs
-    )
+    previous = logging.root.manager.disable
+    logging.disable(max(previous, logging.INFO))  # open_clip narrates every step at INFO on the root logger
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=weights, precision=precision, device=device, cache_dir=cache, **kwargs
+        )
+        tokenizer = open_clip.get_tokenizer(name, cache_dir=cache)
+    finally:
+        logging.disable(previous)
     model.eval()
-    tokenizer = open_clip.get_tokenizer(name, cache_dir=cache)
     log.info("loaded CLIP %s (%s) on %s in %s", name, tag, device, precision)
     return ClipBundle(model, preprocess, tokenizer, name, tag, device, _PRECISIONS[precision])

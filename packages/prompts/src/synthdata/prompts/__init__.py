@@ -32,7 +32,14 @@ from synthdata.prompts.records import FIELDS, SOURCES, PromptRecord, prompt_id, 
 from synthdata.prompts.templates import template_prompts
 
 if TYPE_CHECKING:
-    from synthdata.prompts.le import DEFAULT_MODEL, ClassStats, LanguageEnhancer, LEConfig, LEResult, le_prompts
+    from synthdata.prompts.le import (
+        DEFAULT_MODEL,
+        ClassStats,
+        LanguageEnhancer,
+        LEConfig,
+        LEResult,
+        le_prompts,
+    )
 
 _LAZY = {"DEFAULT_MODEL", "ClassStats", "LanguageEnhancer", "LEConfig", "LEResult", "le_prompts"}
 

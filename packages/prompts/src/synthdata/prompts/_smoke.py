@@ -15,16 +15,7 @@ import torch
 SMOKE_MODEL_ID = "smoke:tiny-random-t5"
 SPECIALS = ("<pad>", "</s>", "<unk>")
 
-_COMMON_WORDS = """
-a an the of in on at by with from into over under near behind above below beside between through across
-and or but while is are was be being has have sits stands runs flies swims walks lies grows rests waits
-small large big little old new young bright dark red green blue white black brown yellow grey golden
-tall short long round wooden stone metal glass soft calm busy quiet wild open empty full sunny cloudy
-park street field water sky road river sea lake forest garden house room table window door tree grass
-beach mountain hill city town village farm snow rain sun light shadow morning evening night day
-man woman child people group photo picture view scene close side top front back middle corner edge
-two three many several some one another each every other this that its their his her
-""".split()
+_COMMON_WORDS = ["a", "an", "the", "of", "in", "on", "at", "by", "with", "from", "into", "over", "under", "near", "behind", "above", "below", "beside", "between", "through", "across", "and", "or", "but", "while", "is", "are", "was", "be", "being", "has", "have", "sits", "stands", "runs", "flies", "swims", "walks", "lies", "grows", "rests", "waits", "small", "large", "big", "little", "old", "new", "young", "bright", "dark", "red", "green", "blue", "white", "black", "brown", "yellow", "grey", "golden", "tall", "short", "long", "round", "wooden", "stone", "metal", "glass", "soft", "calm", "busy", "quiet", "wild", "open", "empty", "full", "sunny", "cloudy", "park", "street", "field", "water", "sky", "road", "river", "sea", "lake", "forest", "garden", "house", "room", "table", "window", "door", "tree", "grass", "beach", "mountain", "hill", "city", "town", "village", "farm", "snow", "rain", "sun", "light", "shadow", "morning", "evening", "night", "day", "man", "woman", "child", "people", "group", "photo", "picture", "view", "scene", "close", "side", "top", "front", "back", "middle", "corner", "edge", "two", "three", "many", "several", "some", "one", "another", "each", "every", "other", "this", "that", "its", "their", "his", "her"]
 
 
 def _words(texts: Iterable[str]) -> set[str]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
 from synthdata.shards.errors import SampleError
 
 IMAGE_FORMATS = ("png", "jpg", "webp")

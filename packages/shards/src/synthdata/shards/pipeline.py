@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import webdataset as wds
+
 from synthdata.shards.encoding import IMAGE_EXTENSIONS
 from synthdata.shards.reader import list_shards
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from PIL import Image
+
 from synthdata.shards._atomic import sha256_file
 from synthdata.shards.encoding import IMAGE_EXTENSIONS, decode_image
 from synthdata.shards.errors import CorruptShardError

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import webdataset as wds
+
 from synthdata.shards._atomic import HashingWriter, atomic_write_json, ensure_writable_dir, temp_path_for
 from synthdata.shards.encoding import (
     encode_extra,
