@@ -1,0 +1,78 @@
+"""PipelineConfig: validation, mode defaults, what each stage hashes."""
+
+from __future__ import annotations
+
+import pytest
+
+from synthdata.tools._pipeline.config import (
+    STAGE_KEYS,
+    PipelineConfig,
+    PipelineError,
+    config_diff,
+    config_hash,
+    default_keep,
+)
+
+
+def test_needs_exactly_one_class_source(tmp_path):
+    with pytest.raises(PipelineError, match="exactly one"):
+        PipelineConfig()
+    f = tmp_path / "c.txt"
+    f.write_text("a\nb\n")
+    with pytest.raises(PipelineError, match="exactly one"):
+        PipelineConfig(dataset="cifar10", classes_file=str(f))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"images_per_class": 0}, "--images-per-class"),
+        ({"few_shot": "x"}, "go together"),
+        ({"size": 128}, "--size"),
+        ({"prompt_method": "gpt"}, "--prompt-method"),
+        ({"eval_dir": "/nonexistent/eval"}, "no such file"),
+    ],
+)
+def test_bad_values_name_the_flag(kwargs, message):
+    with pytest.raises(PipelineError, match=message):
+        PipelineConfig(dataset="cifar10", **kwargs)
+
+
+def test_smoke_and_paper_defaults():
+    smoke = PipelineConfig(dataset="cifar10", smoke=True).resolved()
+    assert smoke.clip_model.startswith("synthdata-tiny") and smoke.size == 64 and smoke.images_per_class == 4
+    paper = PipelineConfig(dataset="cifar10").resolved()
+    assert (paper.clip_model, paper.clip_pretrained, paper.size, paper.base_respacing) == ("RN50", "openai", 256, "100")
+    assert paper.keep_per_class == default_keep(500) == 250
+    explicit = PipelineConfig(dataset="cifar10", smoke=True, images_per_class=9, epochs=1).resolved()
+    assert (explicit.images_per_class, explicit.epochs, explicit.keep_per_class) == (9, 1, 5)
+
+
+def test_keep_more_than_generated_is_refused():
+    with pytest.raises(PipelineError, match="more than"):
+        PipelineConfig(dataset="cifar10", images_per_class=2, keep_per_class=3).resolved()
+
+
+def test_json_round_trip_and_paths_resolved(tmp_path):
+    f = tmp_path / "classes.txt"
+    f.write_text("cat\ndog\n")
+    cfg = PipelineConfig(classes_file=str(f), smoke=True).resolved()
+    assert cfg.classes_file == str(f.resolve()) and cfg.name == "classes"
+    assert PipelineConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_stage_hash_ignores_execution_settings_and_other_stages():
+    a = PipelineConfig(dataset="cifar10", smoke=True).resolved()
+    b = PipelineConfig(dataset="cifar10", smoke=True, device="cpu", gen_batch_size=3).resolved()
+    c = PipelineConfig(dataset="cifar10", smoke=True, epochs=7).resolved()
+    for stage in STAGE_KEYS:
+        assert config_hash(a.stage_config(stage)) == config_hash(b.stage_config(stage)), stage
+    changed = [s for s in STAGE_KEYS if config_hash(a.stage_config(s)) != config_hash(c.stage_config(s))]
+    assert changed == ["tune"]
+    assert config_diff(a.stage_config("tune"), c.stage_config("tune")) == ["epochs: 3 -> 7"]
+
+
+def test_prompts_per_class_covers_the_images():
+    cfg = PipelineConfig(dataset="cifar10", images_per_class=10, images_per_prompt=3, smoke=True).resolved()
+    assert cfg.prompts_per_class == 4
+    assert cfg.stage_config("prompts")["prompts_per_class"] == 4

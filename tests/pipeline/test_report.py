@@ -1,0 +1,118 @@
+"""The HTML report, from a hand-made finished run directory; and its rendering in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from synthdata.shards import make_demo
+from synthdata.tools._pipeline import layout
+from synthdata.tools._pipeline.report import render_report
+from synthdata.tools._pipeline.stages import StageMarker, write_marker
+
+CHROMIUM = "/usr/bin/chromium"
+STAGES = ["prompts", "generate", "filter", "eval", "tune", "report"]
+
+
+def fake_run(run_dir: Path, classes: list[str]) -> Path:
+    """A run directory with every file the report reads, in the formats the stages write."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / layout.CONFIG).write_text(json.dumps({"config": {"dataset": "toy", "smoke": True}, "classnames": classes}))
+    (run_dir / layout.PROMPTS).write_text("".join(
+        json.dumps({"id": f"c{c}", "class_index": c, "class_name": n, "prompt": f"a photo of a {n}", "source": "le"}) + "\n"
+        for c, n in enumerate(classes)
+    ))
+    make_demo(run_dir / layout.GENERATED_DIR, classes=len(classes), per_class=3, size=32)
+    make_demo(run_dir / layout.FILTER_DIR, classes=len(classes), per_class=2, size=32)
+    (run_dir / layout.FILTER_DIR / "report").mkdir()
+    Image.new("RGB", (40, 30), (10, 200, 10)).save(run_dir / layout.FILTER_DIR / "report" / "confidence_hist.png")
+    (run_dir / layout.FILTER_DIR / "report.json").write_text(json.dumps({
+        "totals": {"samples": 9, "scored": 9, "kept": 6, "dropped": 3, "unreadable": 0},
+        "settings": {"rule": "paper", "threshold_used": 1 / 3, "model_artifact": "clip.tiny.none"},
+        "classes": [{"index": i, "name": n, "scored": 3, "kept": 2, "dropped": 1, "unreadable": 0,
+                     "mean_confidence": 0.4, "chosen_instead": {classes[(i + 1) % 3]: 1}} for i, n in enumerate(classes)],
+        "files": {"confidence_hist": str(run_dir / layout.FILTER_DIR / "report" / "confidence_hist.png")},
+    }))
+    (run_dir / layout.TUNE_DIR).mkdir()
+    (run_dir / layout.TUNE_DIR / "train_log.jsonl").write_text("".join(
+        json.dumps({"epoch": e, "step": 2 * e, "lr": 1e-3 / e, "loss": 2.0 / e, "syn_loss": 1.5 / e, "real_loss": 0.0,
+                    "train_top1": 0.3 * e / 3, "seconds": 0.1}) + "\n" for e in (1, 2, 3)
+    ))
+    rows = [
+        {"method": "zero-shot", "setting": "zero-shot", "model": "tiny", "top1": 0.25, "mean_per_class": 0.25,
+         "per_class": [0.5, 0.25, 0.0], "test_images": 6},
+        {"method": "classifier-tuning", "setting": "zero-shot", "model": "tiny", "top1": 0.5, "mean_per_class": 0.5,
+         "per_class": [0.5, 0.5, 0.5], "test_images": 6},
+        {"method": "wise-ft", "setting": "zero-shot", "model": "tiny", "top1": 0.5, "alpha": 0.5},
+    ]
+    (run_dir / layout.RESULTS).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for i, stage in enumerate(STAGES[:-1]):
+        write_marker(run_dir, StageMarker(stage=stage, config={}, config_hash="h", inputs={}, outputs={},
+                                          started="2026-01-01T00:00:00+00:00", finished="2026-01-01T00:00:01+00:00",
+                                          seconds=0.5 + i))
+    return run_dir
+
+
+CLASSES = ["cat", "dog <b>&amp;", "red fox"]
+
+
+def test_report_has_every_section_and_escapes_text(tmp_path):
+    run_dir = fake_run(tmp_path / "R", CLASSES)
+    html = render_report(run_dir, STAGES).read_text("utf-8")
+    for anchor in ("accuracy", "training", "filter", "sheets", "prompts", "timings"):
+        assert f'id="{anchor}"' in html
+    assert "dog &lt;b&gt;&amp;amp;" in html and "<b>&amp;" not in html
+    assert 'id="smoke-warning"' in html
+    assert "+25.00" in html  # tuned vs zero-shot, in points
+    srcs = re.findall(r'<img src="([^"]+)"', html)
+    for src in srcs:
+        assert (run_dir / src).is_file(), src
+        assert not Path(src).is_absolute()
+    names = {Path(s).name for s in srcs}
+    assert {"timings.png", "training.png", "filter_per_class.png", "accuracy_per_class.png",
+            "confidence_hist.png", "sheet_generated-00.png", "sheet_kept-00.png"} <= names
+
+
+def test_report_of_an_unfinished_run_still_renders(tmp_path):
+    run_dir = tmp_path / "R"
+    run_dir.mkdir()
+    html = render_report(run_dir, STAGES).read_text("utf-8")
+    assert "No results yet" in html and "<img" not in html.split("<script>")[0]
+
+
+def dump_dom(html_path: Path, tmp_path: Path) -> str:
+    """The DOM of ``html_path`` after its load event, from headless Chromium."""
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--dump-dom", html_path.resolve().as_uri()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def rendered_counts(dom: str) -> tuple[int, int]:
+    body = re.search(r"<body([^>]*)>", dom)
+    assert body, dom[:500]
+    total = re.search(r'data-images="(\d+)"', body.group(1))
+    ok = re.search(r'data-images-rendered="(\d+)"', body.group(1))
+    assert total and ok, "the report's load script did not run"
+    return int(total.group(1)), int(ok.group(1))
+
+
+@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian chromium is not installed")
+def test_report_renders_in_headless_chromium_with_its_images(tmp_path):
+    run_dir = fake_run(tmp_path / "R", CLASSES)
+    html_path = render_report(run_dir, STAGES)
+    dom = dump_dom(html_path, tmp_path)
+    total, ok = rendered_counts(dom)
+    assert total >= 7 and ok == total, (total, ok)
+    assert "synth-pipeline: toy" in dom
+    # The check is real: a missing figure is seen as not rendered.
+    (run_dir / layout.REPORT_DIR / "training.png").unlink()
+    total, ok = rendered_counts(dump_dom(html_path, tmp_path))
+    assert ok == total - 1

@@ -1,0 +1,150 @@
+"""The resume rules, on toy stages that write small files (the real stages are in test_smoke_run.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from synthdata.tools._pipeline import runner
+from synthdata.tools._pipeline.config import PipelineConfig, PipelineError
+from synthdata.tools._pipeline.context import RunContext, Stage
+from synthdata.tools._pipeline.stages import read_marker
+
+
+class Toy:
+    """Three chained stages: prompts writes a.json, generate copies it to b/, tune reads b/."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.fail: str | None = None
+
+    def _a(self, ctx: RunContext) -> dict:
+        self.calls.append("prompts")
+        (ctx.path("a.json")).write_text(json.dumps({"seed": ctx.cfg.seed}))
+        return {"n": 1}
+
+    def _b(self, ctx: RunContext) -> dict:
+        self.calls.append("generate")
+        out = ctx.path("b")
+        out.mkdir(exist_ok=True)
+        for i in range(3):
+            if (out / f"{i}.txt").exists():
+                continue  # resumes inside its own output
+            if self.fail == "generate" and i == 1:
+                raise RuntimeError("killed")
+            (out / f"{i}.txt").write_text(ctx.path("a.json").read_text() + str(i))
+        return {}
+
+    def _c(self, ctx: RunContext) -> dict:
+        self.calls.append("tune")
+        ctx.path("c.json").write_text(json.dumps({"files": len(list(ctx.path("b").iterdir()))}))
+        return {}
+
+    def stages(self) -> list[Stage]:
+        return [
+            Stage("prompts", ("a.json",), lambda ctx: {}, self._a),
+            Stage("generate", ("b",), lambda ctx: {"a": ctx.path("a.json")}, self._b, keep_partial=True),
+            Stage("tune", ("c.json",), lambda ctx: {"b": ctx.path("b")}, self._c),
+        ]
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    t = Toy()
+    monkeypatch.setattr(runner, "STAGES", t.stages())
+    return t
+
+
+def _run(run_dir: Path, **kw):
+    cfg = PipelineConfig(dataset="cifar10", smoke=True, **kw)
+    return runner.run_pipeline(cfg, run_dir, argv=["--test"])
+
+
+def test_second_run_skips_everything(tmp_path, toy):
+    first = _run(tmp_path / "R")
+    assert first.ran == ["prompts", "generate", "tune"]
+    second = _run(tmp_path / "R")
+    assert second.ran == [] and toy.calls == ["prompts", "generate", "tune"]
+    cfg = json.loads((tmp_path / "R" / "config.json").read_text())
+    assert cfg["config"]["dataset"] == "cifar10" and len(cfg["classnames"]) == 10 and cfg["argv"] == ["--test"]
+    marker = read_marker(tmp_path / "R", "generate")
+    assert marker is not None and marker.seconds >= 0 and set(marker.outputs) == {"b"}
+
+
+def test_changed_setting_redoes_that_stage_and_the_ones_after(tmp_path, toy):
+    _run(tmp_path / "R")
+    toy.calls.clear()
+    assert _run(tmp_path / "R", epochs=5).ran == ["tune"]
+    toy.calls.clear()
+    assert _run(tmp_path / "R", epochs=5, seed=1).ran == ["prompts", "generate", "tune"]
+
+
+def test_execution_settings_do_not_invalidate(tmp_path, toy):
+    _run(tmp_path / "R")
+    assert _run(tmp_path / "R", device="cpu", gen_batch_size=2).ran == []
+
+
+def test_damaged_output_is_redone(tmp_path, toy):
+    _run(tmp_path / "R")
+    (tmp_path / "R" / "b" / "2.txt").unlink()
+    # Redone with the same content: what comes after is still valid.
+    assert _run(tmp_path / "R").ran == ["generate"]
+    (tmp_path / "R" / "b" / "2.txt").write_text("edited by hand")
+    assert _run(tmp_path / "R").ran == ["generate"]  # its output no longer matches its marker
+    (tmp_path / "R" / "a.json").write_text('{"seed": 99}')
+    assert _run(tmp_path / "R").ran == ["prompts"]  # rewritten as before, so generate's input is unchanged
+    (tmp_path / "R" / "c.json").unlink()
+    assert _run(tmp_path / "R").ran == ["tune"]
+
+
+def test_interrupted_stage_leaves_no_marker_and_resumes_its_partial_output(tmp_path, toy):
+    toy.fail = "generate"
+    with pytest.raises(RuntimeError):
+        _run(tmp_path / "R")
+    assert read_marker(tmp_path / "R", "generate") is None
+    assert sorted(p.name for p in (tmp_path / "R" / "b").iterdir()) == ["0.txt"]
+    first_bytes = (tmp_path / "R" / "b" / "0.txt").stat().st_mtime_ns
+    toy.fail = None
+    assert _run(tmp_path / "R").ran == ["generate", "tune"]
+    assert (tmp_path / "R" / "b" / "0.txt").stat().st_mtime_ns == first_bytes  # kept, not redone
+
+
+def test_partial_output_of_another_config_is_removed(tmp_path, toy):
+    toy.fail = "generate"
+    with pytest.raises(RuntimeError):
+        _run(tmp_path / "R")
+    toy.fail = None
+    _run(tmp_path / "R", seed=3)
+    assert (tmp_path / "R" / "b" / "0.txt").read_text().startswith('{"seed": 3}')
+
+
+def test_redo_and_until(tmp_path, toy):
+    cfg = PipelineConfig(dataset="cifar10", smoke=True)
+    assert runner.run_pipeline(cfg, tmp_path / "R", until="generate").ran == ["prompts", "generate"]
+    assert runner.run_pipeline(cfg, tmp_path / "R").ran == ["tune"]
+    assert runner.run_pipeline(cfg, tmp_path / "R", force=["generate"]).ran == ["generate", "tune"]
+    with pytest.raises(PipelineError, match="unknown stage"):
+        runner.run_pipeline(cfg, tmp_path / "R", force=["nope"])
+
+
+def test_refuses_a_foreign_directory_and_a_real_run_without_eval(tmp_path, toy):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("x")
+    with pytest.raises(PipelineError, match="not a synth-pipeline run"):
+        _run(foreign)
+    with pytest.raises(PipelineError, match="--eval DIR"):
+        runner.run_pipeline(PipelineConfig(dataset="cifar10"), tmp_path / "R2")
+
+
+def test_a_second_process_on_the_same_run_is_refused(tmp_path, toy):
+    import fcntl
+
+    run_dir = tmp_path / "R"
+    run_dir.mkdir()
+    with open(run_dir / runner.LOCK_FILE, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(PipelineError, match="another synth-pipeline"):
+            _run(run_dir)

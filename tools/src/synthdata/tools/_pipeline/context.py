@@ -1,0 +1,55 @@
+"""The two types every stage module uses: :class:`RunContext` (what a stage gets) and :class:`Stage`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synthdata.tools._pipeline.config import PipelineConfig
+
+
+@dataclass(slots=True)
+class RunContext:
+    """What every stage gets: the resolved config, the run directory and the classes."""
+
+    cfg: PipelineConfig
+    run_dir: Path
+    classnames: list[str]
+    clip_templates: list[str]
+    prefix: str
+    suffix: str
+    device: str
+    _clip: Any = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def path(self, rel: str) -> Path:
+        return self.run_dir / rel
+
+    def clip(self) -> Any:
+        """The CLIP model shared by the filter and tune stages, loaded once per process.
+
+        Random (smoke) weights are drawn after seeding torch with the run's seed, so the filter and the
+        tuner see the same model even when they run in different processes (a resumed run).
+        """
+        if self._clip is None:
+            import torch
+
+            from synthdata.clip import load_clip
+
+            torch.manual_seed(self.cfg.seed)
+            self._clip = load_clip(self.cfg.clip_model or "RN50", self.cfg.clip_pretrained, device=self.device)
+        return self._clip
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One step: ``run`` writes ``outputs`` (paths relative to the run directory) from ``inputs``."""
+
+    name: str
+    outputs: tuple[str, ...]
+    inputs: Callable[[RunContext], dict[str, Path]]
+    run: Callable[[RunContext], dict[str, Any]]
+    enabled: Callable[[RunContext], bool] = lambda ctx: True
+    keep_partial: bool = False

@@ -1,0 +1,11 @@
+"""Where a pipeline run keeps its files, relative to the run directory ``R`` (see ``docs/pipeline.md``)."""
+
+CONFIG = "config.json"  # the full resolved configuration, versions and command line
+PROMPTS = "prompts.jsonl"  # prompts stage
+GENERATED_DIR = "generated"  # generate stage: shards + dataset.json
+FILTER_DIR = "filtered"  # filter stage: kept shards, scores.jsonl, report.json, report/*.png
+EVAL_DIR = "eval"  # eval stage (smoke runs without --eval only): a procedural stand-in test set
+TUNE_DIR = "tune"  # tune stage: heads, train_log.jsonl, the tuner's own results.jsonl, confusion.png
+RESULTS = "results.jsonl"  # tune stage: one line per classifier evaluated (zero-shot, tuned, WiSE-FT)
+REPORT_HTML = "report.html"  # report stage
+REPORT_DIR = "report"  # report stage: the PNG figures of report.html

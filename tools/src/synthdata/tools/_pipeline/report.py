@@ -1,0 +1,395 @@
+"""The static HTML report of a pipeline run: ``R/report.html`` plus its PNG figures in ``R/report/``.
+
+It reads only files on disk (the stage markers, ``config.json``, ``results.jsonl``, the prompts, the
+shards, the filter's ``report.json`` and the tuner's ``train_log.jsonl``), so it can be rebuilt from a
+finished run at any time. Every section is optional: a missing input gives a short note, not an error.
+All text from the run (class names, prompts) is HTML-escaped; image links are relative, so the run
+directory can be moved or served as is.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from synthdata.shards._atomic import atomic_write_bytes
+from synthdata.tools._pipeline import layout
+from synthdata.tools._pipeline.stages import read_marker
+
+log = logging.getLogger(__name__)
+
+#: Classes per contact-sheet PNG, and at most this many classes shown in sheets and per-class tables.
+SHEET_CLASSES = 25
+MAX_REPORT_CLASSES = 100
+THUMBS_PER_CLASS = 8
+
+_CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: .5em 0; } td, th { border: 1px solid #ccc; padding: 3px 8px; }
+th { background: #f3f3f3; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.warn { background: #fff4d6; border: 1px solid #e0b44c; padding: .6em 1em; }
+.note { color: #666; } figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { color: #555; font-size: .9em; } code { background: #f5f5f5; padding: 0 3px; }
+"""
+
+
+# Marks every image that decoded (data-rendered) and counts them on <body>, so a headless browser's
+# --dump-dom shows whether the figures rendered; the page works the same without scripts.
+_CHECK_SCRIPT = """<script>
+window.addEventListener("load", function () {
+  var ok = 0, imgs = document.images;
+  for (var i = 0; i < imgs.length; i++) {
+    if (imgs[i].complete && imgs[i].naturalWidth > 0) { ok++; imgs[i].setAttribute("data-rendered", "1"); }
+  }
+  document.body.setAttribute("data-images", String(imgs.length));
+  document.body.setAttribute("data-images-rendered", String(ok));
+});
+</script>"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _pct(x: Any) -> str:
+    return "–" if x is None else f"{100 * float(x):.2f}%"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except OSError:
+        return rows
+    for line in lines:
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            rows.append(obj)
+    return rows
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Sequence[bool] | None = None) -> str:
+    numeric = numeric or [False] * len(header)
+    out = ["<table>", "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>"]
+    for row in rows:
+        cells = "".join(
+            f'<td class="n">{_e(v)}</td>' if num else f"<td>{_e(v)}</td>" for v, num in zip(row, numeric, strict=False)
+        )
+        out.append(f"<tr>{cells}</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def _figure(rel: str, caption: str) -> str:
+    return f'<figure><img src="{_e(rel)}" alt="{_e(caption)}"><figcaption>{_e(caption)}</figcaption></figure>'
+
+
+# ----------------------------------------------------------------------------------------- figures
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> None:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_timings(timings: Sequence[tuple[str, float]], path: Path) -> Path:
+    """Horizontal bars, one per stage, in seconds."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 0.45 * len(timings) + 1))
+    names = [n for n, _ in timings][::-1]
+    secs = [s for _, s in timings][::-1]
+    ax.barh(names, secs, color="#4c78a8")
+    for i, s in enumerate(secs):
+        ax.text(s, i, f" {s:.1f} s", va="center", fontsize=8)
+    ax.set_xlabel("seconds")
+    ax.set_title("time per stage")
+    ax.set_xlim(0, max([*secs, 0.001]) * 1.25)
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_training(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Loss (and the synthetic/real parts when present) and train top-1 per epoch; the learning rate."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    epochs = [r.get("epoch", i + 1) for i, r in enumerate(rows)]
+    for key, style in (("loss", "-o"), ("syn_loss", "--"), ("real_loss", ":")):
+        values = [r.get(key) for r in rows]
+        if any(isinstance(v, int | float) and v for v in values):
+            axes[0].plot(epochs, [v if v is not None else math.nan for v in values], style, label=key, ms=3)
+    acc = [r.get("train_top1") for r in rows]
+    if any(a is not None for a in acc):
+        twin = axes[0].twinx()
+        twin.plot(epochs, [a if a is not None else math.nan for a in acc], "-s", color="#54a24b", ms=3,
+                  label="train top-1")
+        twin.set_ylabel("train top-1")
+        twin.set_ylim(0, 1)
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("loss")
+    axes[0].legend(loc="upper right", fontsize=8)
+    axes[0].set_title("training loss")
+    axes[1].plot(epochs, [r.get("lr") or 0.0 for r in rows], "-o", ms=3, color="#f58518")
+    axes[1].set_xlabel("epoch")
+    axes[1].set_title("learning rate (last step of each epoch)")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_filter(classes: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Stacked bars per class: kept, dropped and unreadable samples."""
+    plt = _pyplot()
+    classes = list(classes)[:MAX_REPORT_CLASSES]
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * n + 2), 3.4))
+    x = list(range(n))
+    kept = [c.get("kept", 0) for c in classes]
+    dropped = [c.get("dropped", 0) for c in classes]
+    bad = [c.get("unreadable", 0) for c in classes]
+    ax.bar(x, kept, color="#54a24b", label="kept")
+    ax.bar(x, dropped, bottom=kept, color="#e45756", label="dropped")
+    ax.bar(x, bad, bottom=[k + d for k, d in zip(kept, dropped, strict=True)], color="#999", label="unreadable")
+    ax.set_xticks(x)
+    ax.set_xticklabels([str(c.get("name", c.get("index", i)))[:18] for i, c in enumerate(classes)],
+                       rotation=90, fontsize=7)
+    ax.set_ylabel("samples")
+    ax.set_title("filter: kept and dropped per class")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_accuracy(classnames: Sequence[str], zeroshot: Sequence[float | None], tuned: Sequence[float | None],
+                  path: Path) -> Path:
+    """Per-class test accuracy, zero-shot against tuned."""
+    plt = _pyplot()
+    n = min(len(classnames), MAX_REPORT_CLASSES)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.22 * n + 2), 3.2))
+    x = list(range(n))
+    w = 0.4
+    ax.bar([i - w / 2 for i in x], [v or 0.0 for v in zeroshot[:n]], w, color="#9ecae9", label="zero-shot")
+    ax.bar([i + w / 2 for i in x], [v or 0.0 for v in tuned[:n]], w, color="#4c78a8", label="tuned")
+    ax.set_xticks(x)
+    ax.set_xticklabels([c[:18] for c in classnames[:n]], rotation=90, fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("top-1")
+    ax.set_title("per-class test accuracy")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def write_contact_sheets(shard_dir: Path, classnames: Sequence[str], out_dir: Path, stem: str,
+                         per_class: int = THUMBS_PER_CLASS) -> list[Path]:
+    """Per-class contact sheets (a row per class) of the first images of each class in ``shard_dir``."""
+    from synthdata.shards import contact_sheet, iter_samples, list_shards
+
+    if not list_shards(shard_dir):
+        return []
+    wanted = set(range(min(len(classnames), MAX_REPORT_CLASSES)))
+    buckets: dict[int, list[Any]] = {}
+    for sample in iter_samples(shard_dir, decode=True):
+        if sample.cls not in wanted:
+            continue
+        bucket = buckets.setdefault(sample.cls, [])
+        if len(bucket) < per_class:
+            bucket.append(sample.image)
+        if len(buckets) == len(wanted) and all(len(b) >= per_class for b in buckets.values()):
+            break
+    order = sorted(buckets)
+    paths = []
+    for part, start in enumerate(range(0, len(order), SHEET_CLASSES)):
+        rows = [(f"{c} {classnames[c]}", buckets[c]) for c in order[start : start + SHEET_CLASSES]]
+        sheet = contact_sheet(rows, thumb=64, per_row=per_class)
+        path = out_dir / f"{stem}-{part:02d}.png"
+        import io
+
+        buf = io.BytesIO()
+        sheet.save(buf, format="PNG")
+        atomic_write_bytes(path, buf.getvalue())
+        paths.append(path)
+    return paths
+
+
+# ----------------------------------------------------------------------------------------- the page
+def _stage_timings(run_dir: Path, stages: Sequence[str]) -> list[tuple[str, float, str, str]]:
+    rows = []
+    for name in stages:
+        marker = read_marker(run_dir, name)
+        if marker is not None:
+            rows.append((name, float(marker.seconds), marker.started, marker.finished))
+    return rows
+
+
+def render_report(run_dir: str | Path, stages: Sequence[str]) -> Path:
+    """Write ``run_dir/report.html`` and ``run_dir/report/*.png`` from the run's files; returns the HTML path."""
+    run_dir = Path(run_dir)
+    fig_dir = run_dir / layout.REPORT_DIR
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    cfg_doc = _read_json(run_dir / layout.CONFIG) or {}
+    cfg = cfg_doc.get("config", {}) if isinstance(cfg_doc, dict) else {}
+    classnames: list[str] = list(cfg_doc.get("classnames") or []) if isinstance(cfg_doc, dict) else []
+    title = cfg.get("dataset") or Path(str(cfg.get("classes_file") or "classes")).stem
+    parts: list[str] = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>synth-pipeline report: {_e(title)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f'<h1 id="top">synth-pipeline: {_e(title)}</h1>',
+    ]
+    if cfg.get("smoke"):
+        parts.append(
+            '<p class="warn" id="smoke-warning"><b>Smoke run.</b> Tiny randomly initialised models of the real '
+            "architectures: the images are noise, the filter and classifier are untrained, and without "
+            "<code>--eval</code> the test set is a procedural stand-in. The numbers below check the plumbing; "
+            "they say nothing about the method.</p>"
+        )
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    parts.append(
+        f'<p class="note">{len(classnames)} classes; written {_e(now)}; full configuration in '
+        f'<a href="{layout.CONFIG}">{layout.CONFIG}</a>, results in '
+        f'<a href="{layout.RESULTS}">{layout.RESULTS}</a>.</p>'
+    )
+
+    # Accuracy table against zero-shot.
+    parts.append('<h2 id="accuracy">Accuracy against zero-shot CLIP</h2>')
+    results = _read_jsonl(run_dir / layout.RESULTS)
+    if results:
+        zs = next((r for r in results if r.get("method") == "zero-shot"), None)
+        base = zs.get("top1") if zs else None
+        rows = []
+        for r in results:
+            delta = "" if base is None or r.get("top1") is None or r is zs else \
+                f"{100 * (float(r['top1']) - float(base)):+.2f}"
+            rows.append([r.get("method", "?"), r.get("setting", ""), r.get("model", ""), _pct(r.get("top1")),
+                         _pct(r.get("mean_per_class")), delta, r.get("test_images", "")])
+        parts.append(_table(["classifier", "setting", "CLIP", "top-1", "mean per class", "Δ top-1 (points)",
+                             "test images"], rows, [False, False, False, True, True, True, True]))
+        tuned = next((r for r in results if r.get("method") == "classifier-tuning"), None)
+        if zs and tuned and zs.get("per_class") and tuned.get("per_class") and classnames:
+            p = plot_accuracy(classnames, zs["per_class"], tuned["per_class"], fig_dir / "accuracy_per_class.png")
+            parts.append(_figure(f"{layout.REPORT_DIR}/{p.name}", "per-class test accuracy, zero-shot vs tuned"))
+    else:
+        parts.append('<p class="note">No results yet (the tune stage has not finished).</p>')
+
+    # Training curves.
+    parts.append('<h2 id="training">Training curves</h2>')
+    train_log = _read_jsonl(run_dir / layout.TUNE_DIR / "train_log.jsonl")
+    if train_log:
+        p = plot_training(train_log, fig_dir / "training.png")
+        parts.append(_figure(f"{layout.REPORT_DIR}/{p.name}", "Classifier Tuning: loss, train top-1 and lr per epoch"))
+        last = train_log[-1]
+        parts.append(f'<p class="note">{len(train_log)} epochs, {_e(last.get("step", "?"))} steps; final loss '
+                     f'{_e(round(float(last.get("loss", math.nan)), 4))}.</p>')
+    else:
+        parts.append('<p class="note">No training log.</p>')
+
+    # Filter statistics.
+    parts.append('<h2 id="filter">Filter statistics</h2>')
+    freport = _read_json(run_dir / layout.FILTER_DIR / "report.json")
+    if isinstance(freport, dict):
+        totals = freport.get("totals", {})
+        settings = freport.get("settings", {})
+        parts.append(_table(
+            ["scored", "kept", "dropped", "unreadable", "rule", "threshold", "CLIP"],
+            [[totals.get("scored"), totals.get("kept"), totals.get("dropped"), totals.get("unreadable"),
+              settings.get("rule"), settings.get("threshold_used"), settings.get("model_artifact")]],
+            [True, True, True, True, False, True, False],
+        ))
+        classes = freport.get("classes") or []
+        if classes:
+            p = plot_filter(classes, fig_dir / "filter_per_class.png")
+            parts.append(_figure(f"{layout.REPORT_DIR}/{p.name}", "filter: kept and dropped samples per class"))
+            rows = []
+            for c in classes[:MAX_REPORT_CLASSES]:
+                conf = c.get("mean_confidence")
+                instead = ", ".join(f"{k} ×{v}" for k, v in list((c.get("chosen_instead") or {}).items())[:3])
+                rows.append([c.get("index"), c.get("name"), c.get("scored"), c.get("kept"), c.get("dropped"),
+                             "–" if conf is None else f"{conf:.3f}", instead])
+            parts.append(_table(["#", "class", "scored", "kept", "dropped", "mean confidence",
+                                 "CLIP's top-1 for dropped"], rows,
+                                [True, False, True, True, True, True, False]))
+        for name in sorted(freport.get("files") or {}):
+            path = Path(str(freport["files"][name]))
+            if path.suffix == ".png" and (run_dir / layout.FILTER_DIR / layout.REPORT_DIR / path.name).exists():
+                rel = f"{layout.FILTER_DIR}/{layout.REPORT_DIR}/{path.name}"
+                parts.append(_figure(rel, f"filter report: {path.stem}"))
+    else:
+        parts.append('<p class="note">No filter report.</p>')
+
+    # Contact sheets.
+    parts.append('<h2 id="sheets">Per-class contact sheets</h2>')
+    any_sheet = False
+    for shard_dir, stem, caption in (
+        (run_dir / layout.GENERATED_DIR, "sheet_generated", "generated images"),
+        (run_dir / layout.FILTER_DIR, "sheet_kept", "kept by the filter"),
+    ):
+        try:
+            paths = write_contact_sheets(shard_dir, classnames, fig_dir, stem) if classnames else []
+        except Exception as exc:  # a damaged shard must not cost the rest of the report
+            log.warning("contact sheet of %s failed: %s", shard_dir, exc)
+            paths = []
+        for i, p in enumerate(paths):
+            any_sheet = True
+            parts.append(_figure(f"{layout.REPORT_DIR}/{p.name}", f"{caption} ({i + 1}/{len(paths)})"))
+    if not any_sheet:
+        parts.append('<p class="note">No images.</p>')
+
+    # Prompts sample.
+    prompts = _read_jsonl(run_dir / layout.PROMPTS)
+    if prompts:
+        parts.append('<h2 id="prompts">Prompts (first per class)</h2>')
+        seen: dict[int, dict[str, Any]] = {}
+        for p in prompts:
+            seen.setdefault(int(p.get("class_index", -1)), p)
+        rows = [[c, p.get("class_name"), p.get("prompt"), p.get("source")]
+                for c, p in sorted(seen.items())[:MAX_REPORT_CLASSES]]
+        parts.append(f'<p class="note">{len(prompts)} prompts.</p>')
+        parts.append(_table(["#", "class", "prompt", "source"], rows, [True, False, False, False]))
+
+    # Timings.
+    parts.append('<h2 id="timings">Time per stage</h2>')
+    timings = _stage_timings(run_dir, [s for s in stages if s != "report"])
+    if timings:
+        p = plot_timings([(n, s) for n, s, _, _ in timings], fig_dir / "timings.png")
+        parts.append(_figure(f"{layout.REPORT_DIR}/{p.name}", "wall-clock seconds per stage"))
+        total = sum(s for _, s, _, _ in timings)
+        parts.append(_table(["stage", "seconds", "started", "finished"],
+                            [[n, f"{s:.1f}", a, b] for n, s, a, b in timings] + [["total", f"{total:.1f}", "", ""]],
+                            [False, True, False, False]))
+    parts.append(_CHECK_SCRIPT)
+    parts.append("</body></html>")
+    path = run_dir / layout.REPORT_HTML
+    atomic_write_bytes(path, ("\n".join(parts) + "\n").encode("utf-8"))
+    return path

@@ -1,0 +1,293 @@
+"""Run the stages in order, skipping the finished ones.
+
+A stage is skipped when its marker exists, its config hash is unchanged, its inputs still have the
+fingerprints the marker recorded and its outputs are still what it wrote. Otherwise its outputs are
+removed (a stage's output is complete or absent) and it runs again; a stage that changed changes the
+inputs of the stages after it, so they rerun too. Generation keeps a partial output of an interrupted
+attempt with the same config: its runner resumes from the complete shards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from synthdata.shards._atomic import atomic_write_json
+from synthdata.tools._pipeline import layout
+from synthdata.tools._pipeline.config import (
+    CONFIG_SCHEMA,
+    PipelineConfig,
+    PipelineError,
+    config_diff,
+    config_hash,
+)
+from synthdata.tools._pipeline.context import RunContext, Stage
+from synthdata.tools._pipeline.stages import (
+    StageMarker,
+    fingerprint,
+    marker_path,
+    read_marker,
+    remove_marker,
+    remove_path,
+    write_marker,
+)
+
+log = logging.getLogger("synth-pipeline")
+
+LOCK_FILE = ".lock"
+
+
+@dataclass(slots=True)
+class StageOutcome:
+    name: str
+    status: str  # "ran", "skipped", "disabled"
+    seconds: float
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class PipelineResult:
+    run_dir: Path
+    outcomes: list[StageOutcome]
+    results: list[dict[str, Any]]
+
+    @property
+    def ran(self) -> list[str]:
+        return [o.name for o in self.outcomes if o.status == "ran"]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for dist in ("torch", "open_clip_torch", "transformers", "webdataset", "numpy", "synthdata-tools"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[dist] = metadata.version(dist)
+    return out
+
+
+def resolve_classes(cfg: PipelineConfig) -> tuple[list[str], list[str], str, str]:
+    """Class names, CLIP templates, prompt prefix and suffix for the run's dataset or class file."""
+    from synthdata.prompts import GENERIC_PREFIX, PromptsError, get_dataset, load_class_list
+
+    try:
+        if cfg.dataset is not None:
+            spec = get_dataset(cfg.dataset)
+            names, templates, prefix, suffix = list(spec.classnames), list(spec.templates), spec.prefix, spec.suffix
+        else:
+            from synthdata.clip import DEFAULT_TEMPLATES
+
+            names = list(load_class_list(cfg.classes_file))  # type: ignore[arg-type]
+            templates, prefix, suffix = list(DEFAULT_TEMPLATES), GENERIC_PREFIX, ""
+    except PromptsError as exc:
+        raise PipelineError(str(exc)) from exc
+    if len(names) < 2:
+        raise PipelineError(f"need at least 2 classes to tune a classifier, got {len(names)}")
+    if cfg.prefix is not None:
+        prefix = cfg.prefix
+    return names, templates, prefix, suffix
+
+
+def _resolve_device(name: str) -> str:
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@contextlib.contextmanager
+def _locked(run_dir: Path) -> Iterator[None]:
+    fh = open(run_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the whole run
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise PipelineError(f"another synth-pipeline is running in {run_dir}; wait for it or use another --out") from exc
+        yield
+    finally:
+        fh.close()
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise PipelineError(f"--out {run_dir} exists and is not a directory; choose another")
+    ours = (run_dir / layout.CONFIG).exists() or (run_dir / "stages").is_dir()
+    if run_dir.is_dir() and not ours and any(not p.name.startswith(".") for p in run_dir.iterdir()):
+        raise PipelineError(
+            f"--out {run_dir} is not empty and is not a synth-pipeline run; choose a new or empty directory"
+        )
+
+
+def _attempt_path(run_dir: Path, stage: str) -> Path:
+    return marker_path(run_dir, stage).with_name(f"{stage}.attempt.json")
+
+
+def _decide(ctx: RunContext, stage: Stage, chash: str, inputs: dict[str, str]) -> tuple[bool, str]:
+    """(skip?, why) for one stage."""
+    marker = read_marker(ctx.run_dir, stage.name)
+    if marker is None:
+        return False, "not done yet"
+    if marker.config_hash != chash:
+        diff = config_diff(marker.config, ctx.cfg.stage_config(stage.name))
+        return False, "config changed (" + "; ".join(diff[:4]) + ")"
+    if marker.inputs != inputs:
+        changed = sorted(k for k in set(marker.inputs) | set(inputs) if marker.inputs.get(k) != inputs.get(k))
+        return False, "inputs changed (" + ", ".join(changed) + ")"
+    for rel, digest in marker.outputs.items():
+        if fingerprint(ctx.path(rel)) != digest:
+            return False, f"output {rel} changed or missing"
+    return True, "done"
+
+
+def run_stage(ctx: RunContext, stage: Stage, *, force: bool = False) -> StageOutcome:
+    """Run one stage unless it is finished (see the module docstring)."""
+    if not stage.enabled(ctx):
+        remove_marker(ctx.run_dir, stage.name)
+        return StageOutcome(stage.name, "disabled", 0.0, "not needed for this run")
+    scfg = ctx.cfg.stage_config(stage.name)
+    chash = config_hash(scfg)
+    inputs = {k: fingerprint(p) for k, p in sorted(stage.inputs(ctx).items())}
+    skip, reason = _decide(ctx, stage, chash, inputs)
+    if skip and not force:
+        log.info("stage %-8s skipped: finished earlier", stage.name)
+        return StageOutcome(stage.name, "skipped", 0.0, reason)
+    reason = "forced" if skip else reason
+    log.info("stage %-8s running: %s", stage.name, reason)
+    remove_marker(ctx.run_dir, stage.name)
+    attempt = _attempt_path(ctx.run_dir, stage.name)
+    keep = False
+    if stage.keep_partial and not force:
+        with contextlib.suppress(OSError, ValueError):
+            import json
+
+            prev = json.loads(attempt.read_text("utf-8"))
+            keep = prev.get("config_hash") == chash and prev.get("inputs") == inputs
+    if keep:
+        log.info("stage %-8s resuming the partial output of an interrupted attempt", stage.name)
+    else:
+        for rel in stage.outputs:
+            remove_path(ctx.path(rel))
+    attempt.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(attempt, {"config_hash": chash, "inputs": inputs, "started": _now()})
+    started, t0 = _now(), time.perf_counter()
+    info = stage.run(ctx) or {}
+    seconds = time.perf_counter() - t0
+    missing = [rel for rel in stage.outputs if not ctx.path(rel).exists()]
+    if missing:
+        raise PipelineError(f"stage {stage.name} finished without writing {', '.join(missing)} (a bug; please report)")
+    marker = StageMarker(
+        stage=stage.name,
+        config=scfg,
+        config_hash=chash,
+        inputs=inputs,
+        outputs={rel: fingerprint(ctx.path(rel)) for rel in stage.outputs},
+        started=started,
+        finished=_now(),
+        seconds=round(seconds, 3),
+        info=info,
+    )
+    write_marker(ctx.run_dir, marker)
+    with contextlib.suppress(FileNotFoundError):
+        attempt.unlink()
+    log.info("stage %-8s done in %.1f s", stage.name, seconds)
+    return StageOutcome(stage.name, "ran", seconds, reason)
+
+
+def write_config(ctx: RunContext, argv: Sequence[str] | None) -> None:
+    """``R/config.json``: the resolved config, classes, templates, versions and the command line."""
+    atomic_write_json(
+        ctx.path(layout.CONFIG),
+        {
+            "schema": CONFIG_SCHEMA,
+            "config": ctx.cfg.to_json(),
+            "classnames": ctx.classnames,
+            "clip_templates": ctx.clip_templates,
+            "prefix": ctx.prefix,
+            "suffix": ctx.suffix,
+            "device": ctx.device,
+            "argv": list(argv) if argv is not None else sys.argv[1:],
+            "versions": _versions(),
+            "written": _now(),
+            "stage_hashes": {s.name: config_hash(ctx.cfg.stage_config(s.name)) for s in STAGES},
+        },
+    )
+
+
+def run_pipeline(
+    cfg: PipelineConfig,
+    run_dir: str | os.PathLike[str],
+    *,
+    argv: Sequence[str] | None = None,
+    force: Sequence[str] = (),
+    until: str | None = None,
+) -> PipelineResult:
+    """Run (or resume) the whole pipeline into ``run_dir``. ``force`` names stages to redo even when
+    finished (and so everything after them); ``until`` stops after that stage."""
+    cfg = cfg.resolved()
+    names = [s.name for s in STAGES]
+    for name in [*force, *([until] if until else [])]:
+        if name not in names:
+            raise PipelineError(f"unknown stage {name!r}; the stages are {', '.join(names)}")
+    run_dir = Path(run_dir).resolve()
+    _check_run_dir(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.eval_dir is None and not cfg.smoke:
+        raise PipelineError(
+            "--eval DIR is needed to measure the classifier (the real test set: an ImageFolder or shards); "
+            "only --smoke runs use a stand-in test set"
+        )
+    classnames, templates, prefix, suffix = resolve_classes(cfg)
+    ctx = RunContext(cfg, run_dir, classnames, templates, prefix, suffix, _resolve_device(cfg.device))
+    outcomes: list[StageOutcome] = []
+    with _locked(run_dir):
+        write_config(ctx, argv)
+        forced = False
+        for stage in STAGES:
+            forced = forced or stage.name in force
+            outcome = run_stage(ctx, stage, force=forced)
+            outcomes.append(outcome)
+            if until is not None and stage.name == until:
+                break
+    from synthdata.tools._pipeline.report import _read_jsonl
+
+    return PipelineResult(run_dir, outcomes, _read_jsonl(run_dir / layout.RESULTS))
+
+
+def _build_stages() -> list[Stage]:
+    from synthdata.tools._pipeline import stage_eval, stage_filter, stage_generate, stage_prompts, stage_tune
+    from synthdata.tools._pipeline.report import render_report
+
+    def report_inputs(ctx: RunContext) -> dict[str, Path]:
+        deps = {s: marker_path(ctx.run_dir, s) for s in ("prompts", "generate", "filter", "eval", "tune")}
+        return {**deps, "results": ctx.path(layout.RESULTS)}
+
+    def run_report(ctx: RunContext) -> dict[str, Any]:
+        path = render_report(ctx.run_dir, [s.name for s in STAGES])
+        return {"html": path.name}
+
+    return [
+        stage_prompts.STAGE,
+        stage_generate.STAGE,
+        stage_filter.STAGE,
+        stage_eval.STAGE,
+        stage_tune.STAGE,
+        Stage("report", (layout.REPORT_HTML, layout.REPORT_DIR), report_inputs, run_report),
+    ]
+
+
+STAGES: list[Stage] = _build_stages()

@@ -1,0 +1,59 @@
+"""Stage ``filter``: ``R/generated`` → ``R/filtered`` (kept shards, ``scores.jsonl``, ``report.json``,
+``report/*.png``) with :func:`synthdata.filter.filter_shards`: CLIP zero-shot scoring over the class names
+and the paper's selection rule, keeping ``keep_per_class`` images a class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from synthdata.tools._pipeline import layout
+from synthdata.tools._pipeline.config import PipelineError
+from synthdata.tools._pipeline.context import RunContext, Stage
+
+
+def _inputs(ctx: RunContext) -> dict[str, Path]:
+    return {"generated": ctx.path(layout.GENERATED_DIR)}
+
+
+def run(ctx: RunContext) -> dict[str, Any]:
+    from synthdata.clip import WeightsUnavailableError
+    from synthdata.filter import ClassListError, FilterConfig, filter_shards
+    from synthdata.shards import ShardError
+
+    cfg = ctx.cfg
+    fcfg = FilterConfig(
+        model=cfg.clip_model or "RN50",
+        pretrained=cfg.clip_pretrained or "openai",
+        device=ctx.device,
+        precision="fp32",
+        num_workers=0 if cfg.smoke else (4 if ctx.device.startswith("cuda") else 1),
+        rule=cfg.filter_rule or "paper",
+        per_class=cfg.keep_per_class,
+        seed=cfg.seed,
+    )
+    try:
+        result = filter_shards(
+            ctx.path(layout.GENERATED_DIR),
+            ctx.path(layout.FILTER_DIR),
+            ctx.classnames,
+            ctx.clip_templates,
+            fcfg,
+            bundle=ctx.clip(),
+            source_note={"classes_from": "synth-pipeline"},
+        )
+    except (ShardError, ClassListError, WeightsUnavailableError, ValueError) as exc:
+        raise PipelineError(f"filter: {exc}") from exc
+    if result.kept == 0:
+        raise PipelineError("filter: no image was kept; generate more images a class (--images-per-class)")
+    return {
+        "scored": result.scored,
+        "kept": result.kept,
+        "unreadable": result.unreadable,
+        "shards": result.shards,
+        "rule": fcfg.rule,
+        "per_class": fcfg.per_class,
+    }
+
+
+STAGE = Stage("filter", (layout.FILTER_DIR,), _inputs, run)

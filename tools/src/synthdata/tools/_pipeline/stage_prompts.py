@@ -1,0 +1,76 @@
+"""Stage ``prompts``: class names → ``R/prompts.jsonl`` with :mod:`synthdata.prompts` (Language
+Enhancement by default, the paper's recipe; or the dataset's CLIP templates)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from synthdata.tools._pipeline import layout
+from synthdata.tools._pipeline.config import PipelineError
+from synthdata.tools._pipeline.context import RunContext, Stage
+
+log = logging.getLogger("synth-pipeline")
+
+
+def _inputs(ctx: RunContext) -> dict[str, Path]:
+    return {"classes": Path(ctx.cfg.classes_file)} if ctx.cfg.classes_file else {}
+
+
+def _templates(ctx: RunContext) -> list[str]:
+    from synthdata.prompts import GENERIC_TEMPLATES, get_dataset
+
+    return list(get_dataset(ctx.cfg.dataset).templates) if ctx.cfg.dataset else list(GENERIC_TEMPLATES)
+
+
+def run(ctx: RunContext) -> dict[str, Any]:
+    from synthdata.prompts import PromptsError, template_prompts, write_prompts
+
+    cfg = ctx.cfg
+    per_class = cfg.prompts_per_class
+    try:
+        if cfg.prompt_method == "template":
+            explicit = cfg.prefix is not None
+            records = template_prompts(
+                ctx.classnames,
+                _templates(ctx),
+                per_class,
+                prefix=ctx.prefix if explicit else None,
+                suffix=ctx.suffix if explicit else "",
+            )
+            info: dict[str, Any] = {"method": "template"}
+        else:
+            records, info = _le(ctx, per_class)
+        n = write_prompts(ctx.path(layout.PROMPTS), records)
+    except PromptsError as exc:
+        raise PipelineError(f"prompts: {exc}") from exc
+    classes_with_prompts = len({r.class_index for r in records})
+    if classes_with_prompts < len(ctx.classnames):
+        raise PipelineError(
+            f"prompts: only {classes_with_prompts} of {len(ctx.classnames)} classes got a prompt; "
+            "try --prompt-method template"
+        )
+    return {**info, "prompts": n, "per_class": per_class, "prefix": ctx.prefix, "suffix": ctx.suffix}
+
+
+def _le(ctx: RunContext, per_class: int) -> tuple[list[Any], dict[str, Any]]:
+    from synthdata.prompts import LanguageEnhancer, LEConfig, le_prompts
+    from synthdata.prompts.le import DEFAULT_MODEL
+
+    cfg = ctx.cfg
+    le_cfg = LEConfig(per_class=per_class, seed=cfg.seed, max_new_tokens=12 if cfg.smoke else 32)
+    if cfg.smoke:
+        enhancer = LanguageEnhancer.smoke(ctx.classnames, device="cpu")
+    else:
+        enhancer = LanguageEnhancer.from_pretrained(cfg.le_model or DEFAULT_MODEL, device=ctx.device)
+    result = enhancer.generate(ctx.classnames, le_cfg)
+    records = le_prompts(result, ctx.classnames, ctx.prefix, ctx.suffix)
+    short = {s.class_name: s.shortfall for s in result.stats if s.shortfall}
+    if short:
+        log.warning("prompts: %d classes are short of %d unique sentences; their prompts repeat in generation",
+                    len(short), per_class)
+    return records, {"method": "le", "model": enhancer.model_id, "shortfall": short}
+
+
+STAGE = Stage("prompts", (layout.PROMPTS,), _inputs, run)
