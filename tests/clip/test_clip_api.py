@@ -167,3 +167,16 @@ def test_trimming_falls_back_for_ineligible_models():
     assert not trim_eligible(Plain())
     tokens = torch.ones(2, 5, dtype=torch.long)
     torch.testing.assert_close(encode_text_trimmed(Plain(), tokens), tokens.float() * 2)
+
+
+def test_random_weights_are_seeded_and_leave_the_global_rng_alone():
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    a = load_clip("synthdata-tiny-rn", "none")
+    assert torch.equal(torch.rand(3), before)  # the caller's RNG stream is untouched
+    b = load_clip("synthdata-tiny-rn", "none")
+    c = load_clip("synthdata-tiny-rn", "none", seed=1)
+    pa, pb, pc = (torch.cat([p.flatten() for p in m.model.parameters()]) for m in (a, b, c))
+    assert torch.equal(pa, pb)
+    assert not torch.equal(pa, pc)

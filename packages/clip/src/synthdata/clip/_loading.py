@@ -167,12 +167,15 @@ def load_clip(
     device: str | torch.device = "cpu",
     precision: str = "fp32",
     cache_dir: str | os.PathLike[str] | None = None,
+    seed: int | None = 0,
 ) -> ClipBundle:
     """Create an open_clip model, its eval transform and tokenizer; the model is in eval mode.
 
     ``pretrained``: an open_clip tag (``openai`` for the paper's RN50), a weights file, or ``"none"``/None
     for random weights. ``precision``: ``fp32``, or ``fp16``/``bf16`` on CUDA only. Names starting with
-    ``synthdata-tiny`` are the tiny test architectures (registered on demand).
+    ``synthdata-tiny`` are the tiny test architectures (registered on demand). Random weights are drawn
+    from ``torch.manual_seed(seed)`` in a forked RNG (the caller's RNG state is left alone), so the same
+    name and seed always give the same model; ``seed=None`` draws them from the global RNG instead.
     """
     if precision not in _PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(_PRECISIONS)}, got {precision!r}")
@@ -204,10 +207,15 @@ def load_clip(
             kwargs["force_quick_gelu"] = True
     previous = logging.root.manager.disable
     logging.disable(max(previous, logging.INFO))  # open_clip narrates every step at INFO on the root logger
+    seeded = tag == "none" and seed is not None
+    cuda = [device.index or 0] if seeded and device.type == "cuda" else []
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=weights, precision=precision, device=device, cache_dir=cache, **kwargs
-        )
+        with torch.random.fork_rng(devices=cuda, enabled=seeded):
+            if seeded:
+                torch.manual_seed(seed)
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                name, pretrained=weights, precision=precision, device=device, cache_dir=cache, **kwargs
+            )
         tokenizer = open_clip.get_tokenizer(name, cache_dir=cache)
     finally:
         logging.disable(previous)
