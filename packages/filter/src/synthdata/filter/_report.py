@@ -1,0 +1,152 @@
+"""The filter report: per-class counts, what CLIP chose instead, confidence histograms, contact sheets."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from synthdata.filter._scoring import SampleScore
+from synthdata.shards import contact_sheet
+
+MAX_GRID_CLASSES = 48
+
+
+def class_table(
+    scores: Sequence[SampleScore], corrupt: Sequence[SampleScore], classnames: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Per class: samples scored, kept, dropped, unreadable, and for the dropped ones CLIP's top-1 instead."""
+    rows: list[dict[str, Any]] = []
+    by_class: dict[int, list[SampleScore]] = defaultdict(list)
+    for s in scores:
+        by_class[s.class_index].append(s)
+    bad = Counter(s.class_index for s in corrupt)
+    for cls, name in enumerate(classnames):
+        samples = by_class.get(cls, [])
+        dropped = [s for s in samples if not s.kept]
+        instead = Counter(classnames[s.top1] for s in dropped if s.top1 is not None and s.top1 != cls)
+        confs = [s.confidence for s in samples if s.confidence is not None]
+        rows.append(
+            {
+                "index": cls,
+                "name": name,
+                "scored": len(samples),
+                "kept": len(samples) - len(dropped),
+                "dropped": len(dropped),
+                "unreadable": bad.get(cls, 0),
+                "dropped_top1_own_class": sum(1 for s in dropped if s.top1 == cls),
+                "chosen_instead": dict(instead.most_common()),
+                "mean_confidence": sum(confs) / len(confs) if confs else None,
+            }
+        )
+    return rows
+
+
+def extreme_keys(
+    scores: Sequence[SampleScore], per_class: int
+) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+    """Per class, the keys of the ``per_class`` most and least confident samples (for contact sheets)."""
+    by_class: dict[int, list[SampleScore]] = defaultdict(list)
+    for s in scores:
+        if s.confidence is not None:
+            by_class[s.class_index].append(s)
+    most, least = {}, {}
+    for cls, samples in by_class.items():
+        ranked = sorted(samples, key=lambda s: (-s.confidence, s.key))
+        most[cls] = [s.key for s in ranked[:per_class]]
+        least[cls] = [s.key for s in reversed(ranked[-per_class:])]
+    return most, least
+
+
+def write_histograms(
+    scores: Sequence[SampleScore],
+    classnames: Sequence[str],
+    out_dir: Path,
+    *,
+    threshold: float | None,
+    title: str,
+) -> list[Path]:
+    """``confidence_hist.png`` (all classes, kept vs dropped) and ``confidence_by_class.png`` (a grid)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bins = [i / 20 for i in range(21)]
+    kept = [s.confidence for s in scores if s.confidence is not None and s.kept]
+    dropped = [s.confidence for s in scores if s.confidence is not None and not s.kept]
+    written = []
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.hist([kept, dropped], bins=bins, stacked=True, label=["kept", "dropped"], color=["#2a9d8f", "#e76f51"])
+    if threshold is not None:
+        ax.axvline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold:.3g}")
+    ax.set_xlabel("CLIP softmax confidence of the intended class")
+    ax.set_ylabel("samples")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    path = out_dir / "confidence_hist.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    written.append(path)
+
+    shown = list(range(min(len(classnames), MAX_GRID_CLASSES)))
+    cols = min(6, max(1, len(shown)))
+    rows = math.ceil(len(shown) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 1.7 * rows), squeeze=False, sharex=True)
+    by_class: dict[int, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+    for s in scores:
+        if s.confidence is not None:
+            by_class[s.class_index][0 if s.kept else 1].append(s.confidence)
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for i, cls in enumerate(shown):
+        ax = axes.flat[i]
+        ax.set_visible(True)
+        k, d = by_class[cls]
+        ax.hist([k, d], bins=bins, stacked=True, color=["#2a9d8f", "#e76f51"])
+        if threshold is not None:
+            ax.axvline(threshold, color="black", linestyle="--", linewidth=0.8)
+        ax.set_title(f"{cls} {classnames[cls]}"[:28], fontsize=7)
+        ax.tick_params(labelsize=6)
+    more = f" (first {len(shown)} of {len(classnames)} classes)" if len(shown) < len(classnames) else ""
+    fig.suptitle(f"confidence per class: kept (green) / dropped (red){more}", fontsize=8)
+    fig.tight_layout()
+    path = out_dir / "confidence_by_class.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    written.append(path)
+    return written
+
+
+def write_sheets(
+    images: dict[str, Image.Image],
+    most: dict[int, list[str]],
+    least: dict[int, list[str]],
+    classnames: Sequence[str],
+    out_dir: Path,
+    *,
+    max_classes: int,
+    per_row: int,
+) -> list[Path]:
+    """``most_confident.png`` and ``least_confident.png``: a row of thumbnails per class."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, table in (("most_confident.png", most), ("least_confident.png", least)):
+        rows = [
+            (f"{cls} {classnames[cls]}", [images[k] for k in table[cls] if k in images])
+            for cls in sorted(table)[:max_classes]
+        ]
+        rows = [r for r in rows if r[1]]
+        if not rows:
+            continue
+        path = out_dir / name
+        contact_sheet(rows, per_row=per_row).save(path)
+        written.append(path)
+    return written

@@ -1,0 +1,161 @@
+"""synth-filter end to end (tiny random CLIP): valid filtered dataset, scores table, report, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+
+from synthdata.shards import iter_samples, list_shards, make_demo, read_dataset_json, verify_dataset
+from synthdata.tools.filter import main
+
+TINY = ["--model", "synthdata-tiny-rn", "--pretrained", "none", "--device", "cpu", "--workers", "0"]
+
+
+def _scores(out):
+    return [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+
+
+def test_acceptance_command(demo_dir, tmp_path, capsys):
+    out = tmp_path / "F"
+    rc = main(["--in", str(demo_dir), "--out", str(out), "--classes-from-shards", "--per-class", "2", *TINY])
+    assert rc == 0, capsys.readouterr().err
+    assert verify_dataset(out).ok
+    info = read_dataset_json(out)
+    assert info.classes == read_dataset_json(demo_dir).classes
+    assert info.producer == "synth-filter" and info.config["filter"]["rule"] == "paper"
+    kept = list(iter_samples(out))
+    per_class = {}
+    for s in kept:
+        per_class[s.cls] = per_class.get(s.cls, 0) + 1
+        assert set(s.meta["filter"]) >= {"confidence", "top1", "clip_score", "rule", "model"}
+    assert per_class == {0: 2, 1: 2, 2: 2, 3: 2}
+    rows = _scores(out)
+    assert [r["key"] for r in rows] == sorted(s.key for s in iter_samples(demo_dir))
+    for r in rows:
+        assert {"key", "class_index", "confidence", "top1", "kept"} <= set(r)
+    assert {r["key"] for r in rows if r["kept"]} == {s.key for s in kept}
+    for s in kept:  # the image bytes are copied, not re-encoded
+        assert s.meta["filter"]["confidence"] == next(r["confidence"] for r in rows if r["key"] == s.key)
+    report = json.loads((out / "report.json").read_text())
+    assert report["totals"]["kept"] == 8 and report["totals"]["dropped"] == 4
+    assert sum(c["kept"] for c in report["classes"]) == 8
+    for png in ("confidence_hist", "confidence_by_class", "most_confident", "least_confident"):
+        assert (out / "report" / f"{png}.png").stat().st_size > 1000
+    assert "kept 8 of 12" in capsys.readouterr().out
+
+
+def test_rerun_into_previous_output_redoes_it(demo_dir, tmp_path):
+    out = tmp_path / "F"
+    args = [
+        "--in",
+        str(demo_dir),
+        "--out",
+        str(out),
+        "--rule",
+        "topk",
+        "--per-class",
+        "1",
+        "--no-report",
+        *TINY,
+    ]
+    assert main(args) == 0
+    first = _scores(out)
+    assert main(args) == 0
+    assert _scores(out) == first
+    assert len(list_shards(out)) == 1 and not (out / "report").exists()
+
+
+def test_refuses_foreign_output_and_input_dir(demo_dir, tmp_path, capsys):
+    out = tmp_path / "F"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["--in", str(demo_dir), "--out", str(out), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("synth-filter: error:") and "not a synth-filter output" in err
+    assert (out / "notes.txt").exists()
+    assert main(["--in", str(demo_dir), "--out", str(demo_dir), *TINY]) == 2
+    assert "is the input directory" in capsys.readouterr().err
+
+
+def test_class_list_mismatch_is_one_line_error(demo_dir, tmp_path, capsys):
+    classes = tmp_path / "classes.txt"
+    classes.write_text("cat\ndog\nbird\nfish\n")
+    rc = main(["--in", str(demo_dir), "--out", str(tmp_path / "F"), "--classes", str(classes), *TINY])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "class 0 is 'cat'" in err
+
+
+def test_unknown_model_lists_close_matches(demo_dir, tmp_path, capsys):
+    rc = main(
+        ["--in", str(demo_dir), "--out", str(tmp_path / "F"), "--model", "RN5O", "--pretrained", "none"]
+    )
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "unknown CLIP model 'RN5O'" in err and "RN50" in err
+
+
+def _corrupt_first_png(shard):
+    with tarfile.open(shard) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith(".png"))
+    data = bytearray(shard.read_bytes())
+    for i in range(member.offset_data + 16, member.offset_data + member.size):
+        data[i] = 0  # keep the PNG signature, destroy the chunks
+    shard.write_bytes(bytes(data))
+    return member.name.split(".")[0]
+
+
+def test_corrupt_images_and_shards_are_counted_skipped_and_reported(tmp_path, capsys):
+    src = make_demo(tmp_path / "A", classes=3, per_class=3, shard_size=3, size=32)
+    shards = list_shards(src)
+    bad_key = _corrupt_first_png(shards[0])
+    truncated = shards[1]
+    truncated.write_bytes(truncated.read_bytes()[:700])  # inside the first member
+    lost = set(json.loads(truncated.with_suffix(".idx.json").read_text())["keys"])
+    out = tmp_path / "F"
+    rc = main(["--in", str(src), "--out", str(out), "--rule", "topk", "--per-class", "3", *TINY])
+    assert rc == 0
+    assert "unreadable sample(s) skipped" in capsys.readouterr().err
+    rows = {r["key"]: r for r in _scores(out)}
+    assert len(rows) == 9
+    bad = {k for k, r in rows.items() if r["error"]}
+    assert bad == {bad_key} | lost
+    assert all(rows[k]["confidence"] is None and not rows[k]["kept"] for k in bad)
+    report = json.loads((out / "report.json").read_text())
+    assert report["totals"]["unreadable"] == len(bad)
+    assert report["totals"]["kept"] == 9 - len(bad)
+    assert {u["key"] for u in report["unreadable"]} == bad
+    assert verify_dataset(out).ok
+
+
+def test_templates_file_and_threshold_rule(demo_dir, tmp_path):
+    templates = tmp_path / "t.txt"
+    templates.write_text("# mine\na picture of {}\n")
+    out = tmp_path / "F"
+    assert (
+        main(
+            [
+                "--in",
+                str(demo_dir),
+                "--out",
+                str(out),
+                "--templates",
+                str(templates),
+                "--rule",
+                "threshold",
+                "--threshold",
+                "0",
+                "--no-report",
+                *TINY,
+            ]
+        )
+        == 0
+    )
+    info = read_dataset_json(out)
+    assert info.config["filter"]["templates"] == ["a picture of {}"]
+    assert all(r["kept"] for r in _scores(out))
+    bad = tmp_path / "bad.txt"
+    bad.write_text("no placeholder\n")
+    assert main(["--in", str(demo_dir), "--out", str(tmp_path / "G"), "--templates", str(bad), *TINY]) == 2
+    shutil.rmtree(out)
