@@ -179,3 +179,29 @@ def test_config_validation():
         LEConfig(on_missing_class="keep")
     with pytest.raises(ValueError):
         LEConfig(per_class=0)
+
+
+def test_unreachable_hub_fails_fast_in_one_line(monkeypatch, tmp_path):
+    from synthdata.prompts import le
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(le, "_hub_offline", lambda: False)
+    monkeypatch.setattr(le, "_hub_reachable", lambda timeout=3.0: False)
+    bogus = "synthdata-tests/no-such-model-xyz"
+    with pytest.raises(ModelNotAvailableError) as info:
+        load_model(bogus, device="cpu")
+    msg = str(info.value)
+    assert bogus in msg and "cannot be reached" in msg and "hf download" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("path", ["./no/such/dir", "/no/such/dir", "~/no-such-dir-xyz", "a/b/c"])
+def test_missing_model_directory_is_named(path):
+    with pytest.raises(ModelNotAvailableError, match=r"model directory .* does not exist"):
+        load_model(path, device="cpu")
+
+
+def test_bad_model_directory_error_is_one_line(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelNotAvailableError) as info:
+        load_model(str(tmp_path), device="cpu")
+    assert str(tmp_path) in str(info.value) and "\n" not in str(info.value)

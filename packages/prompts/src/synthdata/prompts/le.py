@@ -178,12 +178,51 @@ def hf_cache_dir() -> str:
         return os.path.expanduser("~/.cache/huggingface/hub")
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception as one short line (library messages often span several)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}{'...' if len(text) > 300 else ''}"
+
+
+def _looks_like_path(model: str) -> bool:
+    """A hub id is ``name`` or ``owner/name``; anything else (absolute, ``./``, ``~``, deeper) is a path."""
+    return model.startswith(("/", ".", "~")) or model.count("/") > 1 or (os.sep != "/" and os.sep in model)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the hub endpoint opens within ``timeout`` seconds.
+
+    Checked before a download so that an offline machine fails in seconds with our message instead of
+    after a minute of the hub client's retries. Behind a proxy the probe is skipped (assumed reachable).
+    """
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(_endpoint())
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _fetch_hint(model: str) -> str:
+    return (
+        f"Fetch it where the internet is reachable (`hf download {model}`) and copy the Hugging Face cache "
+        f"here, pass --model /path/to/a/local/model/dir, or use --smoke"
+    )
+
+
 def load_model(model: str, device: str | torch.device | None = "auto"):
     """(model, tokenizer) for a seq2seq model id or local directory, in eval mode on ``device``.
 
-    Order: a local directory; else the Hugging Face cache (no network); else a download, unless the hub
-    is offline (``HF_HUB_OFFLINE=1``). Raises :class:`ModelNotAvailableError` naming the model and the
-    cache when none of these works.
+    Order: a local directory; else the Hugging Face cache (no network); else a download into that cache
+    (so the next run finds it there), unless the hub is offline (``HF_HUB_OFFLINE=1``) or unreachable.
+    Raises :class:`ModelNotAvailableError` (one line, naming the model, the cache and the fix) when none
+    of these works.
     """
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -195,9 +234,15 @@ def load_model(model: str, device: str | torch.device | None = "auto"):
             net = AutoModelForSeq2SeqLM.from_pretrained(str(local))
         except Exception as exc:
             raise ModelNotAvailableError(
-                f"cannot load a seq2seq model and tokenizer from directory {local}: {exc}"
+                f"cannot load a seq2seq model and tokenizer from directory {local} ({_one_line(exc)}); it "
+                "needs the files of `save_pretrained` (config.json, weights, tokenizer files)"
             ) from exc
         return net.to(dev).eval(), tok
+    if _looks_like_path(model):
+        raise ModelNotAvailableError(
+            f"model directory {model} does not exist; pass an existing directory or a hub id such as "
+            f"{DEFAULT_MODEL}"
+        )
     try:
         tok = AutoTokenizer.from_pretrained(model, local_files_only=True)
         net = AutoModelForSeq2SeqLM.from_pretrained(model, local_files_only=True)
@@ -205,22 +250,36 @@ def load_model(model: str, device: str | torch.device | None = "auto"):
         return net.to(dev).eval(), tok
     except Exception as cache_exc:
         cache_error = cache_exc
+    log.debug("%s is not usable from the cache: %s", model, _one_line(cache_error))
     if _hub_offline():
         raise ModelNotAvailableError(
             f"model {model!r} is not in the Hugging Face cache ({hf_cache_dir()}) and the hub is offline "
-            f"(HF_HUB_OFFLINE=1). Fetch it where the internet is reachable (`hf download {model}`) and copy "
-            f"the cache here, pass --model /path/to/a/local/model/dir, or use --smoke. ({cache_error})"
+            f"(HF_HUB_OFFLINE=1). {_fetch_hint(model)}."
         ) from cache_error
+    if not _hub_reachable():
+        raise ModelNotAvailableError(
+            f"model {model!r} is not in the Hugging Face cache ({hf_cache_dir()}) and the hub "
+            f"({_endpoint()}) cannot be reached. {_fetch_hint(model)}."
+        ) from cache_error
+    log.info("downloading %s into the Hugging Face cache (%s)", model, hf_cache_dir())
     try:
         tok = AutoTokenizer.from_pretrained(model)
         net = AutoModelForSeq2SeqLM.from_pretrained(model)
     except Exception as exc:
         raise ModelNotAvailableError(
             f"model {model!r} is not in the Hugging Face cache ({hf_cache_dir()}) and could not be downloaded "
-            f"({type(exc).__name__}: {exc}). Fetch it where the internet is reachable (`hf download {model}`) "
-            "and copy the cache here, pass --model /path/to/a/local/model/dir, or use --smoke."
+            f"({_one_line(exc)}). {_fetch_hint(model)}."
         ) from exc
     return net.to(dev).eval(), tok
+
+
+def _endpoint() -> str:
+    try:
+        from huggingface_hub import constants
+
+        return str(constants.ENDPOINT)
+    except Exception:  # pragma: no cover
+        return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
 
 
 class LanguageEnhancer:
