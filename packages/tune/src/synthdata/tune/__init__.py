@@ -1,1 +1,71 @@
-"""synthdata.tune."""
+"""synthdata.tune: Classifier Tuning of CLIP (zero-shot and few-shot), soft-label distillation, WiSE-FT.
+
+:func:`run_tuning` does a whole run (see ``docs/tune.md``); the pieces are public for reuse and tests:
+:class:`TuneConfig` (the paper's recipe as defaults), :class:`ClassifierHead` / :func:`zeroshot_head`,
+:func:`tuning_loss`, :func:`cosine_lr`, :class:`FeatureCache`, :func:`load_image_set`,
+:func:`sample_few_shot`, :func:`evaluate_logits` and :func:`wise_head`. Class names and templates are
+arguments; this package does not read dataset registries.
+"""
+
+from synthdata.tune.config import DEFAULT_WISE_ALPHAS, FEW_SHOT_LR, FINETUNE_LR, ZERO_SHOT_LR, TuneConfig
+from synthdata.tune.data import (
+    DataError,
+    ImageSet,
+    load_image_set,
+    load_imagefolder,
+    load_shards,
+    sample_few_shot,
+)
+from synthdata.tune.evaluate import Evaluation, confusion_matrix, evaluate_logits, save_confusion_png
+from synthdata.tune.features import FeatureCache, Features, cache_key, encode_images, encoder_digest
+from synthdata.tune.head import (
+    ClassifierHead,
+    interpolate_state,
+    load_head,
+    save_head,
+    wise_head,
+    zeroshot_head,
+)
+from synthdata.tune.losses import cross_entropy, distillation_loss, pseudo_labels, tuning_loss
+from synthdata.tune.run import RESULTS_FILE, run_tuning
+from synthdata.tune.schedule import cosine_lr, cosine_scheduler
+from synthdata.tune.train import finetune_end_to_end, train_head_on_features
+
+__all__ = [
+    "DEFAULT_WISE_ALPHAS",
+    "FEW_SHOT_LR",
+    "FINETUNE_LR",
+    "RESULTS_FILE",
+    "ZERO_SHOT_LR",
+    "ClassifierHead",
+    "DataError",
+    "Evaluation",
+    "FeatureCache",
+    "Features",
+    "ImageSet",
+    "TuneConfig",
+    "cache_key",
+    "confusion_matrix",
+    "cosine_lr",
+    "cosine_scheduler",
+    "cross_entropy",
+    "distillation_loss",
+    "encode_images",
+    "encoder_digest",
+    "evaluate_logits",
+    "finetune_end_to_end",
+    "interpolate_state",
+    "load_head",
+    "load_image_set",
+    "load_imagefolder",
+    "load_shards",
+    "pseudo_labels",
+    "run_tuning",
+    "sample_few_shot",
+    "save_confusion_png",
+    "save_head",
+    "train_head_on_features",
+    "tuning_loss",
+    "wise_head",
+    "zeroshot_head",
+]

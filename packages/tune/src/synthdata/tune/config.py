@@ -1,0 +1,97 @@
+"""The tuning configuration: a typed dataclass whose defaults are the paper's Classifier Tuning recipe."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Learning rates of the paper's recipe (AdamW): zero-shot CT, few-shot CT, and end-to-end fine-tuning.
+ZERO_SHOT_LR = 2e-3
+FEW_SHOT_LR = 1e-3
+FINETUNE_LR = 1e-5
+
+#: WiSE-FT mixing coefficients evaluated by default: 0 (zero-shot head) to 1 (tuned head) in steps of 0.1.
+DEFAULT_WISE_ALPHAS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+@dataclass(kw_only=True, slots=True)
+class TuneConfig:
+    """Everything that decides a tuning run's numbers (data paths and class names are passed separately).
+
+    Defaults are the paper's recipe: AdamW, cosine schedule with linear warmup, gradient-norm clip 1.0,
+    30 epochs, weight decay 0.1, 512 synthetic (+32 real) images a step; lr 2e-3 zero-shot, 1e-3 few-shot
+    (``lr=None`` picks by setting, see :meth:`resolved_lr`); soft-label distillation weight 0.5 at T=2
+    (``loss = (1 - sl) * CE + sl * SoftCE``, see :mod:`synthdata.tune.losses`).
+    """
+
+    model: str = "RN50"
+    pretrained: str = "openai"
+    precision: str = "fp32"
+    device: str = "cpu"
+    epochs: int = 30
+    lr: float | None = None
+    weight_decay: float = 0.1
+    warmup_epochs: float = 1.0
+    grad_clip: float = 1.0
+    batch_size: int = 512
+    real_batch_size: int = 32
+    syn_weight: float = 1.0
+    real_weight: float = 1.0
+    sl: float = 0.5
+    sl_temperature: float = 2.0
+    label_smoothing: float = 0.0
+    pseudo_labels: bool = False
+    finetune: bool = False
+    shots: int | None = None
+    seed: int = 0
+    wise_alphas: tuple[float, ...] = field(default_factory=lambda: DEFAULT_WISE_ALPHAS)
+    feature_batch_size: int = 128
+    use_cache: bool = True
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.lr is None or self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
+            (self.warmup_epochs >= 0, f"warmup must be >= 0 epochs, got {self.warmup_epochs}"),
+            (self.grad_clip >= 0, f"grad clip must be >= 0 (0 = off), got {self.grad_clip}"),
+            (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
+            (self.real_batch_size >= 1, f"real batch size must be >= 1, got {self.real_batch_size}"),
+            (self.syn_weight >= 0 and self.real_weight >= 0, "loss weights must be >= 0"),
+            (0 <= self.sl <= 1, f"--sl must lie in [0, 1], got {self.sl}"),
+            (
+                not self.pseudo_labels or self.sl > 0,
+                "--pseudo-labels replaces the soft labels, so it needs --sl > 0 (its weight)",
+            ),
+            (self.sl_temperature > 0, f"--sl-T must be > 0, got {self.sl_temperature}"),
+            (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (self.shots is None or self.shots >= 1, f"--shots must be >= 1, got {self.shots}"),
+            (self.feature_batch_size >= 1, "feature batch size must be >= 1"),
+            (
+                all(0 <= a <= 1 for a in self.wise_alphas),
+                f"WiSE-FT alphas must lie in [0, 1]: {self.wise_alphas}",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        self.wise_alphas = tuple(sorted({float(a) for a in self.wise_alphas} | {0.0, 1.0}))
+
+    @property
+    def few_shot(self) -> bool:
+        return self.shots is not None
+
+    def resolved_lr(self) -> float:
+        """``lr`` if given; else 1e-5 end-to-end, 1e-3 few-shot, 2e-3 zero-shot (the paper's values)."""
+        if self.lr is not None:
+            return self.lr
+        if self.finetune:
+            return FINETUNE_LR
+        return FEW_SHOT_LR if self.few_shot else ZERO_SHOT_LR
+
+    def to_json(self) -> dict[str, Any]:
+        obj = dataclasses.asdict(self)
+        obj["wise_alphas"] = list(self.wise_alphas)
+        obj["resolved_lr"] = self.resolved_lr()
+        return obj

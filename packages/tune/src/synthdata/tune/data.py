@@ -1,0 +1,216 @@
+"""Image sets for tuning and evaluation: synthdata shard directories or torchvision ImageFolders.
+
+An :class:`ImageSet` knows every sample's label up front (from the shard sidecars, or from the ImageFolder
+file list), so few-shot sampling and cache keys need no image decoding. Images are decoded only by
+:meth:`ImageSet.iter_images`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+from synthdata.shards import DATASET_JSON, iter_samples, list_shards, read_dataset_json, sidecar_path
+
+
+class DataError(ValueError):
+    """An image set cannot be used as given (missing, empty, or its classes do not match)."""
+
+
+@dataclass(slots=True)
+class ImageSet:
+    """Samples of one or more shard directories, or of one ImageFolder, with their labels.
+
+    ``items`` holds ``(shard path, key)`` for shards or ``(file path, "")`` for an ImageFolder, in a fixed
+    order (shard name order within each directory; ImageFolder's sorted order); ``labels[i]`` is the class
+    index of ``items[i]``.
+    """
+
+    kind: Literal["shards", "imagefolder"]
+    roots: list[Path]
+    items: list[tuple[Path, str]]
+    labels: np.ndarray
+    classes: list[str] | None = None
+    config: dict = field(default_factory=dict)
+    _fingerprint: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def describe(self) -> str:
+        return f"{self.kind}:{','.join(str(r) for r in self.roots)}"
+
+    def fingerprint(self) -> str:
+        """sha256 over the set's identity: shards -> every sidecar's bytes (they hold each tar's sha256,
+        keys and labels); ImageFolder -> sorted relative paths, sizes and mtimes. Any change -> new value."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256(f"{self.kind}\n".encode())
+            if self.kind == "shards":
+                for root in self.roots:
+                    for shard in list_shards(root):
+                        side = sidecar_path(shard)
+                        digest.update(
+                            f"{shard.name}\t{hashlib.sha256(side.read_bytes()).hexdigest()}\n".encode()
+                        )
+            else:
+                root = self.roots[0]
+                for path, _ in self.items:
+                    st = path.stat()
+                    rel = path.relative_to(root).as_posix()
+                    digest.update(f"{rel}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+    def class_counts(self, num_classes: int) -> list[int]:
+        return np.bincount(self.labels, minlength=num_classes).tolist()
+
+    def iter_images(self, indices: Sequence[int] | None = None) -> Iterator[tuple[int, Image.Image, int]]:
+        """Yield ``(index, RGB image, label)`` for ``indices`` (all by default), in ascending index order."""
+        wanted = None if indices is None else set(int(i) for i in indices)
+        if self.kind == "imagefolder":
+            for i, (path, _) in enumerate(self.items):
+                if wanted is None or i in wanted:
+                    with Image.open(path) as im:
+                        yield i, im.convert("RGB"), int(self.labels[i])
+            return
+        position = {(p.name, k): i for i, (p, k) in enumerate(self.items)}
+        shards = list(dict.fromkeys(p for p, _ in self.items))
+        if wanted is not None:
+            keep = {self.items[i][0] for i in wanted}
+            shards = [s for s in shards if s in keep]
+        for sample in iter_samples(shards):
+            i = position.get((sample.shard, sample.key))
+            if i is None:
+                raise DataError(f"{sample.shard}: sample {sample.key!r} is not listed in its sidecar")
+            if wanted is None or i in wanted:
+                yield i, sample.image, int(sample.cls)
+
+
+def is_shard_dir(path: str | os.PathLike[str]) -> bool:
+    path = Path(path)
+    return (path / DATASET_JSON).is_file() or any(path.glob("*.idx.json"))
+
+
+def load_shards(directories: Sequence[str | os.PathLike[str]]) -> ImageSet:
+    """An :class:`ImageSet` over the complete shards of ``directories`` (labels read from the sidecars).
+
+    Several directories must share one class list (their ``dataset.json`` files, where present).
+    """
+    if not directories:
+        raise DataError("no shard directory given")
+    items: list[tuple[Path, str]] = []
+    labels: list[int] = []
+    classes: list[str] | None = None
+    config: dict = {}
+    roots = [Path(d) for d in directories]
+    for root in roots:
+        if not root.is_dir():
+            raise DataError(f"{root} is not a directory")
+        if (root / DATASET_JSON).is_file():
+            info = read_dataset_json(root)
+            if classes is not None and info.classes != classes:
+                raise DataError(f"{root}: its class list differs from {roots[0]}'s; tune on one class list")
+            classes = classes or list(info.classes)
+            config = config or dict(info.config, name=info.name)
+        shards = list_shards(root)
+        if not shards:
+            raise DataError(f"{root} holds no complete shards (no *.idx.json sidecars)")
+        for shard in shards:
+            try:
+                side = json.loads(sidecar_path(shard).read_text(encoding="utf-8"))
+                keys, cls = list(side["keys"]), [int(c) for c in side["classes"]]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise DataError(f"{shard.name}: unreadable sidecar ({exc})") from exc
+            if len(keys) != len(cls):
+                raise DataError(f"{shard.name}: sidecar lists {len(keys)} keys but {len(cls)} labels")
+            items.extend((shard, k) for k in keys)
+            labels.extend(cls)
+    if not items:
+        raise DataError(f"{', '.join(map(str, roots))}: no samples")
+    return ImageSet("shards", roots, items, np.asarray(labels, dtype=np.int64), classes, config)
+
+
+def load_imagefolder(root: str | os.PathLike[str], num_classes: int | None = None) -> ImageSet:
+    """An ImageFolder (``root/<class dir>/<image>``) as torchvision reads it: sorted directory names give the
+    class indices. With ``num_classes``, the number of class directories must equal it."""
+    from torchvision.datasets import ImageFolder
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root} is not a directory")
+    dirs = sorted(d.name for d in os.scandir(root) if d.is_dir() and not d.name.startswith("."))
+    if num_classes is not None and len(dirs) != num_classes:
+        raise DataError(
+            f"{root} has {len(dirs)} class folders but there are {num_classes} class names; an ImageFolder "
+            "needs one folder per class, whose sorted names give the class indices "
+            f"(found: {', '.join(dirs[:8])}{', ...' if len(dirs) > 8 else ''})"
+        )
+    try:
+        folder = ImageFolder(str(root))
+    except (FileNotFoundError, RuntimeError) as exc:
+        raise DataError(f"{root}: not a usable ImageFolder ({exc})") from exc
+    items = [(Path(p), "") for p, _ in folder.samples]
+    labels = np.asarray([t for _, t in folder.samples], dtype=np.int64)
+    return ImageSet("imagefolder", [root], items, labels, list(folder.classes))
+
+
+def load_image_set(
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], num_classes: int | None = None
+) -> ImageSet:
+    """Shards (directories with sidecars / ``dataset.json``) or an ImageFolder, by what ``source`` holds.
+
+    Labels must lie in ``[0, num_classes)``; for shards with a ``dataset.json`` its class count must match.
+    """
+    sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    if not sources:
+        raise DataError("no image set given")
+    if all(is_shard_dir(s) for s in sources):
+        image_set = load_shards(sources)
+        if (
+            num_classes is not None
+            and image_set.classes is not None
+            and len(image_set.classes) != num_classes
+        ):
+            raise DataError(
+                f"{image_set.describe()} has {len(image_set.classes)} classes in its dataset.json but there are "
+                f"{num_classes} class names"
+            )
+    elif len(sources) == 1:
+        image_set = load_imagefolder(sources[0], num_classes)
+    else:
+        raise DataError(f"several sources must all be shard directories: {', '.join(map(str, sources))}")
+    if (
+        num_classes is not None
+        and len(image_set)
+        and (image_set.labels.min() < 0 or image_set.labels.max() >= num_classes)
+    ):
+        raise DataError(f"{image_set.describe()} has labels outside [0, {num_classes})")
+    return image_set
+
+
+def sample_few_shot(labels: np.ndarray, shots: int, seed: int, num_classes: int | None = None) -> np.ndarray:
+    """``shots`` sample indices per class, drawn without replacement by ``seed``; sorted ascending.
+
+    The same labels, shots and seed always give the same indices (numpy's PCG64 via ``default_rng``); every
+    class gets its own stream, so adding a class does not change the others' picks.
+    """
+    if shots < 1:
+        raise ValueError(f"shots must be >= 1, got {shots}")
+    labels = np.asarray(labels)
+    num_classes = int(labels.max()) + 1 if num_classes is None else num_classes
+    chosen = []
+    for c in range(num_classes):
+        idx = np.flatnonzero(labels == c)
+        if len(idx) < shots:
+            raise DataError(f"class {c} has {len(idx)} samples, fewer than --shots {shots}")
+        rng = np.random.default_rng([seed, c])
+        chosen.append(rng.choice(idx, size=shots, replace=False))
+    return np.sort(np.concatenate(chosen))
