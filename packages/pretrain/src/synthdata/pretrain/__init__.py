@@ -1,1 +1,29 @@
-"""synthdata.pretrain."""
+"""synthdata.pretrain: timm pre-training streamed from shards on torchrun, and transfer evaluation.
+
+:func:`train` runs (or resumes) pre-training from a :class:`TrainConfig`; :func:`transfer` fine-tunes or
+linear-probes a checkpoint on an ImageFolder dataset from a :class:`TransferConfig`. Checkpoints load with
+``torch.load(..., weights_only=True)`` (:func:`load_checkpoint`). See ``docs/pretrain.md``.
+"""
+
+from synthdata.pretrain._metrics import read_metrics
+from synthdata.pretrain.checkpoint import FORMAT as CHECKPOINT_FORMAT
+from synthdata.pretrain.checkpoint import load_checkpoint
+from synthdata.pretrain.config import PretrainError, TrainConfig, TransferConfig
+from synthdata.pretrain.data import EpochPlan, ShardSource, plan_epochs, resolve_source
+from synthdata.pretrain.train import train
+from synthdata.pretrain.transfer import transfer
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "EpochPlan",
+    "PretrainError",
+    "ShardSource",
+    "TrainConfig",
+    "TransferConfig",
+    "load_checkpoint",
+    "plan_epochs",
+    "read_metrics",
+    "resolve_source",
+    "train",
+    "transfer",
+]

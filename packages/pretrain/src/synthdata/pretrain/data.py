@@ -1,0 +1,280 @@
+"""Training batches streamed from shards: which shards a rank reads, how long an epoch is, the loaders.
+
+Epoch rules (the same on every rank, so DDP sees the same number of steps everywhere):
+
+- **Read once per epoch** (default): the epoch's shard order is a permutation seeded by (seed, epoch), the
+  same on all ranks; rank ``r`` of ``W`` reads shards ``r, r+W, r+2W, …`` of it (webdataset's node split),
+  and its DataLoader workers split those again. Every rank runs ``steps = floor(epoch_samples / (W × B))``
+  micro-batches (``epoch_samples`` = the dataset's sample count unless given). A rank whose shards hold
+  fewer full batches (uneven shard sizes, partial batches at worker ends) reads its *own* shards again from
+  the start to fill the epoch; ranks never read each other's shards within an epoch.
+- **Resampled** (``--resampled``): each rank and worker draws shards with replacement from a generator
+  seeded by (seed, epoch, rank, worker); an epoch is ``steps`` micro-batches as above.
+
+Every random choice of the data path (shard order, sample shuffle buffer, resampling) is seeded from
+(seed, epoch, rank, worker), and augmentations draw from generators restored from the checkpoint, so a run
+resumed at an epoch boundary sees exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import webdataset as wds
+from torch.utils.data import DataLoader
+
+from synthdata.pretrain.config import PretrainError, TrainConfig
+from synthdata.shards import (
+    ErrorCounter,
+    ShardError,
+    item_seed,
+    list_shards,
+    read_dataset_json,
+    resolve_urls,
+)
+from synthdata.shards.encoding import IMAGE_EXTENSIONS
+from synthdata.shards.resume import read_sidecar
+
+log = logging.getLogger(__name__)
+
+Batch = tuple[torch.Tensor, torch.Tensor, list[str], list[str]]
+"""``(images, targets, sample keys, shard names)`` of one micro-batch."""
+
+IMAGE_KEYS = ";".join(IMAGE_EXTENSIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class ShardSource:
+    """The shards to train on and what is known about them."""
+
+    urls: list[str]
+    num_classes: int
+    classes: list[str] | None
+    counts: list[int] | None
+    """Samples per shard (from the sidecars of a local directory); None for remote URLs."""
+
+    @property
+    def total(self) -> int | None:
+        return sum(self.counts) if self.counts is not None else None
+
+
+def _looks_remote(data: str) -> bool:
+    return "://" in data or data.startswith("pipe:") or "{" in data or "::" in data
+
+
+def resolve_source(data: str, num_classes: int | None = None) -> ShardSource:
+    """Resolve ``--data``: a local shard directory (classes from ``dataset.json``) or URLs (``--num-classes``).
+
+    A local directory's sidecars give the per-shard sample counts and class indices, which are checked
+    against the class list here, before any process starts training.
+    """
+    path = Path(data)
+    if path.is_dir():
+        try:
+            info = read_dataset_json(path)
+            shards = list_shards(path)
+        except (ShardError, OSError) as exc:
+            raise PretrainError(f"--data {data}: {exc}") from exc
+        if not shards:
+            raise PretrainError(
+                f"--data {data} holds no complete shards (no *.idx.json sidecars); write or verify it with "
+                "synth-shards first"
+            )
+        classes = list(info.classes)
+        if num_classes is not None and num_classes != len(classes):
+            raise PretrainError(
+                f"--num-classes {num_classes} does not match {path / 'dataset.json'}, which lists "
+                f"{len(classes)} classes; drop --num-classes or fix the dataset"
+            )
+        counts = []
+        for shard in shards:
+            side = read_sidecar(shard) or {}
+            count, shard_classes = side.get("count"), side.get("classes", [])
+            if not isinstance(count, int):
+                raise PretrainError(f"{shard}: its sidecar has no sample count; run `synth-shards verify`")
+            bad = [c for c in shard_classes if not isinstance(c, int) or not 0 <= c < len(classes)]
+            if bad:
+                raise PretrainError(
+                    f"classes mismatch: {shard.name} holds class index {bad[0]} but {path / 'dataset.json'} "
+                    f"lists {len(classes)} classes (indices 0..{len(classes) - 1})"
+                )
+            counts.append(count)
+        return ShardSource([str(s) for s in shards], len(classes), classes, counts)
+    if not _looks_remote(data):
+        raise PretrainError(
+            f"--data {data}: no such directory; pass a shard directory (made by synth-generate, synth-filter "
+            "or `synth-shards make-demo`) or a shard URL pattern"
+        )
+    if num_classes is None:
+        raise PretrainError(f"--data {data} is a URL pattern: pass --num-classes (no dataset.json is read)")
+    try:
+        urls = resolve_urls(data)
+    except (ValueError, OSError) as exc:
+        raise PretrainError(f"--data {data}: {exc}") from exc
+    if not urls:
+        raise PretrainError(f"--data {data} expands to no shard URLs")
+    return ShardSource(urls, num_classes, None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class EpochPlan:
+    """How long an epoch is, the same on every rank."""
+
+    steps: int
+    """Micro-batches per rank per epoch (a multiple of accum_steps)."""
+    workers: int
+    epoch_samples: int
+    """Samples per epoch over all ranks (steps × batch × world)."""
+
+
+def plan_epochs(source: ShardSource, cfg: TrainConfig, world_size: int) -> EpochPlan:
+    """Steps per epoch and DataLoader workers per rank, with clear errors for data too small to split."""
+    n_shards = len(source.urls)
+    if not cfg.resampled and n_shards < world_size:
+        raise PretrainError(
+            f"{n_shards} shard(s) cannot be split over {world_size} ranks: each rank reads whole shards, so "
+            f"write at least {world_size} shards (smaller --shard-size) or use --resampled"
+        )
+    wanted = cfg.epoch_samples if cfg.epoch_samples is not None else source.total
+    if wanted is None:
+        raise PretrainError("--data is a URL pattern, so the epoch length is unknown: pass --epoch-samples")
+    per_step = world_size * cfg.batch_size
+    steps = (wanted // per_step) // cfg.accum_steps * cfg.accum_steps
+    if steps < 1:
+        raise PretrainError(
+            f"an epoch of {wanted} samples is smaller than one optimizer update of {per_step * cfg.accum_steps} "
+            f"samples (batch {cfg.batch_size} × {world_size} ranks × {cfg.accum_steps} accumulation steps); "
+            "lower --batch-size or --accum-steps, or raise --epoch-samples"
+        )
+    workers = cfg.workers
+    if not cfg.resampled:
+        workers = min(workers, n_shards // world_size)
+        if workers < cfg.workers:
+            log.info(
+                "using %d DataLoader workers per rank (not %d): there are %d shards for %d ranks",
+                workers,
+                cfg.workers,
+                n_shards,
+                world_size,
+            )
+    if cfg.epoch_samples is None and source.total is not None and steps * per_step < source.total:
+        log.info(
+            "each epoch uses %d of %d samples (whole batches of %d on every rank)",
+            steps * per_step,
+            source.total,
+            per_step,
+        )
+    return EpochPlan(steps=steps, workers=workers, epoch_samples=steps * per_step)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The data seed of an epoch (0-based), identical on every rank so the shard permutation agrees."""
+    return item_seed(seed, f"epoch-{epoch}", stream="pretrain-data") & 0x7FFFFFFF
+
+
+def _is_complete(sample: dict[str, Any]) -> bool:
+    return "cls" in sample and any(k in sample for k in IMAGE_EXTENSIONS)
+
+
+def _shard_name(url: Any) -> str:
+    return os.path.basename(str(url))
+
+
+def _seeded_shuffle(bufsize: int, seed: int) -> Callable[[Iterator[Any]], Iterator[Any]]:
+    """webdataset's sample shuffle buffer, seeded per (seed, rank, worker) when the stage starts iterating.
+
+    ``synthdata.shards.wds_pipeline`` seeds its buffer from the clock, which makes a resumed run diverge; so
+    the training pipeline composes the same stages itself with this seeded buffer.
+    """
+
+    def stage(src: Iterator[Any]) -> Iterator[Any]:
+        rank, _, worker, _ = wds.utils.pytorch_worker_info()
+        worker_seed = item_seed(seed, f"shuffle-rank{rank}-worker{worker}", stream="pretrain-data")
+        return wds.shuffle(bufsize, initial=min(bufsize, 100), seed=worker_seed)(src)
+
+    return stage
+
+
+def shard_pipeline(
+    source: ShardSource,
+    cfg: TrainConfig,
+    plan: EpochPlan,
+    seed: int,
+    transform: Callable[[Any], torch.Tensor],
+    errors: ErrorCounter | None = None,
+) -> wds.DataPipeline:
+    """The stages of ``synthdata.shards.wds_pipeline`` with every random choice seeded by ``seed``.
+
+    Yields ``(image, cls, key, shard name)``. Read-once mode: the same shard permutation on every rank, then
+    webdataset's node split (``RANK``/``WORLD_SIZE``) and worker split. Resampled: shards drawn with
+    replacement per (seed, rank, worker), ``ceil(steps / workers) × batch`` samples per worker.
+    """
+    handler = wds.reraise_exception if cfg.on_error == "raise" else (errors or ErrorCounter())
+    stages: list[Any] = []
+    if cfg.resampled:
+        stages.append(wds.ResampledShards(source.urls, seed=seed, deterministic=True))
+    else:
+        stages.append(wds.SimpleShardList(source.urls))
+        stages.append(wds.detshuffle(bufsize=len(source.urls), initial=len(source.urls), seed=seed))
+        stages.append(wds.split_by_node)
+        stages.append(wds.split_by_worker)
+    stages.append(wds.tarfile_to_samples(handler=handler))
+    if cfg.shuffle:
+        stages.append(_seeded_shuffle(cfg.shuffle, seed))
+    stages.append(wds.select(_is_complete))
+    stages.append(wds.decode("pil", handler=handler))
+    stages.append(wds.to_tuple(IMAGE_KEYS, "cls", "__key__", "__url__", handler=handler))
+    stages.append(wds.map_tuple(transform, int, str, _shard_name, handler=handler))
+    pipeline = wds.DataPipeline(*stages)
+    if cfg.resampled:
+        per_worker = math.ceil(plan.steps / max(plan.workers, 1)) * cfg.batch_size
+        pipeline = pipeline.with_epoch(per_worker)
+    return pipeline
+
+
+def epoch_batches(
+    source: ShardSource,
+    cfg: TrainConfig,
+    plan: EpochPlan,
+    epoch: int,
+    transform: Callable[[Any], torch.Tensor],
+    *,
+    pin_memory: bool = False,
+    errors: ErrorCounter | None = None,
+) -> Iterator[Batch]:
+    """Yield exactly ``plan.steps`` batches ``(images, targets, keys, shard names)`` for this rank and ``epoch``.
+
+    Each pass builds a fresh pipeline with the epoch's seed, so a refill pass reads the same shards as the
+    first one (never another rank's).
+    """
+    seed = epoch_seed(cfg.seed, epoch)
+    yielded = 0
+    while True:
+        pipeline = shard_pipeline(source, cfg, plan, seed, transform, errors)
+        loader = DataLoader(
+            pipeline,
+            batch_size=cfg.batch_size,
+            num_workers=plan.workers,
+            drop_last=True,
+            pin_memory=pin_memory,
+            persistent_workers=False,
+        )
+        produced = 0
+        for images, targets, keys, shards in loader:
+            produced += 1
+            yield images, targets, list(keys), list(shards)
+            yielded += 1
+            if yielded == plan.steps:
+                return
+        if produced == 0:
+            raise PretrainError(
+                f"this rank's shards gave no full batch of {cfg.batch_size} samples; lower --batch-size or "
+                "--workers, or write larger shards"
+            )

@@ -1,0 +1,394 @@
+"""Pre-train a timm model on shards, one process per device under torchrun, with exact epoch resume."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from timm.data import Mixup
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
+from timm.utils import ModelEmaV3
+from torch.nn.parallel import DistributedDataParallel
+
+from synthdata.pretrain import _dist
+from synthdata.pretrain._metrics import MetricsLog, write_json_atomic
+from synthdata.pretrain._models import amp_dtype, create_model, data_config, train_criterion, train_transform
+from synthdata.pretrain.checkpoint import (
+    FORMAT,
+    LAST,
+    capture_rng,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
+from synthdata.pretrain.config import PretrainError, TrainConfig
+from synthdata.pretrain.data import epoch_batches, plan_epochs, resolve_source
+from synthdata.shards import ErrorCounter, item_seed
+
+log = logging.getLogger(__name__)
+
+# Settings a resumed run must share with its checkpoint (anything else may change between invocations).
+RESUME_MUST_MATCH = ("model", "img_size", "num_classes")
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (1 << 32))
+    torch.manual_seed(seed)
+
+
+def _check_resume(ckpt: dict[str, Any], cfg: TrainConfig, num_classes: int, path: Path) -> None:
+    saved = dict(ckpt.get("config", {}))
+    saved["num_classes"] = ckpt.get("num_classes")
+    now = {"model": cfg.model, "img_size": cfg.img_size, "num_classes": num_classes}
+    diffs = [
+        f"{k}: checkpoint {saved.get(k)!r}, now {now[k]!r}"
+        for k in RESUME_MUST_MATCH
+        if saved.get(k) != now[k]
+    ]
+    if diffs:
+        what = "classes mismatch" if saved.get("num_classes") != num_classes else "settings mismatch"
+        raise PretrainError(
+            f"{what}: {path} was trained with different settings ({'; '.join(diffs)}); use a fresh --out "
+            "or the original settings"
+        )
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Run (or resume) pre-training; returns the summary that ends ``metrics.jsonl``.
+
+    Under torchrun each process trains one replica (DDP); without it, a single process. Rank 0 writes
+    ``config.json``, ``metrics.jsonl`` and ``checkpoints/``; every rank reads ``checkpoints/last.pt`` to
+    resume, so multi-node runs need ``--out`` on a shared file system.
+    """
+    cfg.validate()
+    info = _dist.init_distributed(cfg.device)
+    try:
+        return _train(cfg, info)
+    finally:
+        _dist.shutdown()
+
+
+def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
+    out = cfg.out_dir
+    ckpt_dir = out / "checkpoints"
+    source = resolve_source(cfg.data, cfg.num_classes)
+    plan = plan_epochs(source, cfg, info.world_size)
+    if info.is_main:
+        try:
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PretrainError(f"cannot create --out {out}: {exc.strerror}") from exc
+    _dist.barrier(info)
+
+    last = ckpt_dir / LAST
+    ckpt: dict[str, Any] | None = None
+    if last.exists():
+        if not cfg.resume:
+            raise PretrainError(
+                f"{last} exists and --no-resume was given; choose a fresh --out or drop --no-resume"
+            )
+        ckpt = load_checkpoint(last)
+        _check_resume(ckpt, cfg, source.num_classes, last)
+
+    _seed_all(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+    model = create_model(cfg.model, source.num_classes, cfg.img_size, cfg.drop_path)
+    dcfg = data_config(model, cfg.img_size)
+    model.to(info.device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = create_optimizer_v2(
+        model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
+    )
+    updates_per_epoch = plan.steps // cfg.accum_steps
+    scheduler, _ = create_scheduler_v2(
+        optimizer,
+        sched=cfg.sched,
+        num_epochs=cfg.epochs,
+        warmup_epochs=cfg.warmup_epochs,
+        min_lr=cfg.min_lr,
+        step_on_epochs=False,
+        updates_per_epoch=updates_per_epoch,
+    )
+    ema = ModelEmaV3(model, decay=cfg.ema_decay) if cfg.ema else None
+    dtype = amp_dtype(cfg.amp_dtype)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+
+    start_epoch, global_update = 0, 0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        if ema is not None:
+            if ckpt.get("ema") is not None:
+                ema.load_state_dict(ckpt["ema"])
+            else:
+                ema.set(model)
+        if scaler is not None and ckpt.get("scaler") is not None:
+            scaler.load_state_dict(ckpt["scaler"])
+        start_epoch, global_update = int(ckpt["epoch"]), int(ckpt["global_update"])
+
+    raw_model = model
+    if info.distributed:
+        model = DistributedDataParallel(
+            model, device_ids=[info.device.index] if info.device.type == "cuda" else None
+        )
+    ddp_model = model
+    if cfg.compile:
+        model = torch.compile(model)
+
+    # Generator states: restored per rank from the checkpoint (bit-exact resume), else seeded per rank.
+    rng_states = ckpt.get("rng") if ckpt is not None else None
+    if isinstance(rng_states, list) and len(rng_states) == info.world_size:
+        restore_rng(rng_states[info.rank], info.device)
+    else:
+        if ckpt is not None:
+            log.warning(
+                "checkpoint was written by %s ranks, this run has %d: generator states are reseeded, so "
+                "the resumed run is not bit-identical to an uninterrupted one",
+                len(rng_states) if isinstance(rng_states, list) else "?",
+                info.world_size,
+            )
+        _seed_all(item_seed(cfg.seed, f"rank-{info.rank}-epoch-{start_epoch}", stream="pretrain-train"))
+
+    mixup_fn = None
+    if cfg.mixup > 0 or cfg.cutmix > 0:
+        mixup_fn = Mixup(
+            mixup_alpha=cfg.mixup,
+            cutmix_alpha=cfg.cutmix,
+            prob=cfg.mixup_prob,
+            label_smoothing=cfg.smoothing,
+            num_classes=source.num_classes,
+        )
+    criterion = train_criterion(cfg.smoothing, mixup_fn is not None).to(info.device)
+    transform = train_transform(
+        dcfg, auto_augment=cfg.auto_augment, color_jitter=cfg.color_jitter, reprob=cfg.reprob
+    )
+    errors = ErrorCounter()
+    metrics = MetricsLog(out / "metrics.jsonl", info.is_main)
+    run_config = {**cfg.to_dict(), "num_classes": source.num_classes}
+    if info.is_main:
+        write_json_atomic(
+            out / "config.json",
+            {
+                **run_config,
+                "world_size": info.world_size,
+                "steps_per_epoch": plan.steps,
+                "updates_per_epoch": updates_per_epoch,
+                "epoch_samples": plan.epoch_samples,
+                "global_batch": cfg.batch_size * info.world_size * cfg.accum_steps,
+                "data_config": dcfg,
+                "classes": source.classes,
+                "shards": len(source.urls),
+            },
+        )
+    stop_epoch = cfg.epochs
+    if cfg.stop_after_epochs is not None:
+        stop_epoch = min(stop_epoch, start_epoch + cfg.stop_after_epochs)
+    metrics.write(
+        "start",
+        start_epoch=start_epoch + 1,
+        completed_epochs=start_epoch,
+        resumed=ckpt is not None,
+        epochs=cfg.epochs,
+        world_size=info.world_size,
+        steps_per_epoch=plan.steps,
+        global_batch=cfg.batch_size * info.world_size * cfg.accum_steps,
+        workers=plan.workers,
+        model=cfg.model,
+        device=str(info.device.type),
+        amp=cfg.amp_dtype,
+    )
+    if info.is_main:
+        log.info(
+            "%s %s from %s: epochs %d..%d of %d, %d steps/epoch on each of %d ranks (batch %d, accum %d)",
+            "resuming" if ckpt is not None else "training",
+            cfg.model,
+            cfg.data,
+            start_epoch + 1,
+            stop_epoch,
+            cfg.epochs,
+            plan.steps,
+            info.world_size,
+            cfg.batch_size,
+            cfg.accum_steps,
+        )
+    del ckpt
+
+    autocast = (
+        (lambda: torch.autocast(device_type=info.device.type, dtype=dtype))
+        if dtype is not None
+        else contextlib.nullcontext
+    )
+    pin = info.device.type == "cuda"
+    epoch_records: list[dict[str, Any]] = []
+    run_start = time.perf_counter()
+    for epoch in range(start_epoch, stop_epoch):
+        model.train()
+        batches = epoch_batches(source, cfg, plan, epoch, transform, pin_memory=pin, errors=errors)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=info.device)
+        window_sum = torch.zeros((), dtype=torch.float64, device=info.device)
+        window_n = 0
+        keys_seen: list[str] = []
+        shards_seen: set[str] = set()
+        wait = 0.0
+        t0 = time.perf_counter()
+        for step in range(plan.steps):
+            tw = time.perf_counter()
+            images, targets, keys, shards = next(batches)
+            wait += time.perf_counter() - tw
+            shards_seen.update(shards)
+            if cfg.log_keys:
+                keys_seen.extend(keys)
+            images = images.to(info.device, non_blocking=True)
+            targets = targets.to(info.device, non_blocking=True)
+            if cfg.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            if mixup_fn is not None:
+                images, targets = mixup_fn(images, targets)
+            update = (step + 1) % cfg.accum_steps == 0
+            sync = ddp_model.no_sync() if info.distributed and not update else contextlib.nullcontext()
+            with sync:
+                with autocast():
+                    loss = criterion(model(images), targets)
+                scaled = loss / cfg.accum_steps
+                (scaler.scale(scaled) if scaler is not None else scaled).backward()
+            loss_sum += loss.detach().double()
+            window_sum += loss.detach().double()
+            window_n += 1
+            if not update:
+                continue
+            if cfg.clip_grad is not None:
+                if scaler is not None:
+                    scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.clip_grad)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            global_update += 1
+            scheduler.step_update(num_updates=global_update)
+            if ema is not None:
+                ema.update(raw_model, step=global_update)
+            if cfg.log_every and global_update % cfg.log_every == 0:
+                total, n = _dist.all_reduce_sum([window_sum.item(), float(window_n)], info)
+                metrics.write(
+                    "step",
+                    epoch=epoch + 1,
+                    step=global_update,
+                    train_loss=total / max(n, 1),
+                    lr=optimizer.param_groups[0]["lr"],
+                )
+                window_sum.zero_()
+                window_n = 0
+        batches.close()
+        if info.device.type == "cuda":
+            torch.cuda.synchronize(info.device)
+        elapsed = time.perf_counter() - t0
+        samples = plan.steps * cfg.batch_size
+        loss_total, steps_total, rate_total, share_total = _dist.all_reduce_sum(
+            [loss_sum.item(), float(plan.steps), samples / elapsed, wait / elapsed], info
+        )
+        (share_max, skipped_max) = _dist.all_reduce_max([wait / elapsed, float(errors.count)], info)
+        rank_shards = _dist.all_gather_objects(sorted(shards_seen), info)
+        readers: dict[str, int] = {}
+        for names in rank_shards:
+            for name in names:
+                readers[name] = readers.get(name, 0) + 1
+        record = {
+            "epoch": epoch + 1,
+            "step": global_update,
+            "train_loss": loss_total / steps_total,
+            "lr": optimizer.param_groups[0]["lr"],
+            "images_per_s_per_gpu": rate_total / info.world_size,
+            "images_per_s": rate_total,
+            "data_wait_share": share_total / info.world_size,
+            "data_wait_share_max": share_max,
+            "epoch_time_s": elapsed,
+            "samples": samples * info.world_size,
+            "skipped_samples": int(skipped_max),
+            # read-once mode splits shards between ranks, so no shard should be read by two ranks
+            "shards_per_rank": [len(names) for names in rank_shards],
+            "shards_read_by_several_ranks": sum(1 for n in readers.values() if n > 1),
+        }
+        epoch_records.append(record)
+        metrics.write("epoch", **record)
+        if cfg.log_keys:
+            keys_dir = out / "keys"
+            keys_dir.mkdir(parents=True, exist_ok=True)
+            (keys_dir / f"epoch{epoch + 1:03d}-rank{info.rank:03d}.txt").write_text(
+                "".join(k + "\n" for k in keys_seen), encoding="utf-8"
+            )
+            if info.is_main:
+                write_json_atomic(
+                    keys_dir / f"epoch{epoch + 1:03d}-shards.json",
+                    {f"rank{r:03d}": names for r, names in enumerate(rank_shards)},
+                )
+        rng = _dist.all_gather_objects(capture_rng(info.device), info)
+        if info.is_main:
+            save_checkpoint(
+                {
+                    "format": FORMAT,
+                    "epoch": epoch + 1,
+                    "global_update": global_update,
+                    "model": raw_model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "ema": ema.state_dict() if ema is not None else None,
+                    "scaler": scaler.state_dict() if scaler is not None else None,
+                    "rng": rng,
+                    "config": run_config,
+                    "num_classes": source.num_classes,
+                    "classes": source.classes,
+                    "data_config": dcfg,
+                    "world_size": info.world_size,
+                    "metrics": record,
+                },
+                ckpt_dir,
+                epoch + 1,
+                cfg.keep_checkpoints,
+            )
+            log.info(
+                "epoch %d/%d: loss %.4f, lr %.3g, %.1f images/s/%s, data wait %.0f%%",
+                epoch + 1,
+                cfg.epochs,
+                record["train_loss"],
+                record["lr"],
+                record["images_per_s_per_gpu"],
+                "GPU" if info.device.type == "cuda" else "process",
+                100 * record["data_wait_share"],
+            )
+        _dist.barrier(info)
+
+    completed = max(stop_epoch, start_epoch)
+    summary = {
+        "completed_epochs": completed,
+        "epochs": cfg.epochs,
+        "finished": completed >= cfg.epochs,
+        "epochs_this_run": len(epoch_records),
+        "final_train_loss": epoch_records[-1]["train_loss"] if epoch_records else None,
+        "images_per_s_per_gpu": (
+            sum(r["images_per_s_per_gpu"] for r in epoch_records) / len(epoch_records)
+            if epoch_records
+            else None
+        ),
+        "data_wait_share": (
+            sum(r["data_wait_share"] for r in epoch_records) / len(epoch_records) if epoch_records else None
+        ),
+        "run_time_s": time.perf_counter() - run_start,
+        "world_size": info.world_size,
+        "checkpoint": str(last),
+    }
+    if not epoch_records and info.is_main:
+        log.info("%s already holds all %d epochs; nothing to do", last, cfg.epochs)
+    metrics.write("summary", **summary)
+    return summary

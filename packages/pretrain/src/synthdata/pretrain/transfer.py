@@ -1,0 +1,203 @@
+"""Transfer a pre-training checkpoint to a real ImageFolder dataset: fine-tune or linear probe, report top-1."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
+from timm.utils import accuracy
+from torch.utils.data import DataLoader
+from torchvision.datasets import ImageFolder
+
+from synthdata.pretrain._models import amp_dtype, create_model, eval_transform, train_transform
+from synthdata.pretrain.checkpoint import load_checkpoint
+from synthdata.pretrain.config import PretrainError, TransferConfig
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LR = {"finetune": 1e-4, "linear": 1e-3}
+DEFAULT_WD = {"finetune": 0.05, "linear": 0.0}
+
+
+def _image_folder(path: str, transform: Any, flag: str) -> ImageFolder:
+    if not Path(path).is_dir():
+        raise PretrainError(
+            f"{flag} {path}: no such directory (expected one sub-directory of images per class)"
+        )
+    try:
+        return ImageFolder(path, transform=transform)
+    except (FileNotFoundError, RuntimeError) as exc:
+        raise PretrainError(f"{flag} {path}: {exc}") from exc
+
+
+def _load_backbone(ckpt: dict[str, Any], use_ema: bool) -> dict[str, torch.Tensor]:
+    if not use_ema:
+        return ckpt["model"]
+    ema = ckpt.get("ema")
+    if ema is None:
+        raise PretrainError("--use-ema: this checkpoint holds no EMA weights (pre-train with --ema)")
+    return {k.removeprefix("module."): v for k, v in ema.items()}
+
+
+def evaluate(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    num_classes: int,
+) -> tuple[float, float]:
+    """Top-1 and top-5 (top-k capped at the class count) accuracy in percent."""
+    model.eval()
+    k = min(5, num_classes)
+    correct1 = correctk = 0.0
+    n = 0
+    ctx = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype is not None else contextlib.nullcontext
+    with torch.inference_mode():
+        for images, targets in loader:
+            images, targets = images.to(device), targets.to(device)
+            with ctx():
+                logits = model(images)
+            top1, topk = accuracy(logits.float(), targets, topk=(1, k))
+            correct1 += top1.item() * len(targets) / 100
+            correctk += topk.item() * len(targets) / 100
+            n += len(targets)
+    return 100 * correct1 / max(n, 1), 100 * correctk / max(n, 1)
+
+
+def transfer(cfg: TransferConfig) -> dict[str, Any]:
+    """Fine-tune (all weights) or linear-probe (classifier only, frozen backbone incl. BatchNorm statistics)."""
+    cfg.validate()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise PretrainError("transfer runs in a single process; launch it without torchrun")
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise PretrainError("--device cuda but no CUDA device is visible; pass --device cpu")
+    device = torch.device(cfg.device)
+    ckpt = load_checkpoint(cfg.ckpt)
+    pre = ckpt["config"]
+    img_size = cfg.img_size or int(pre["img_size"])
+    dcfg = {**ckpt["data_config"], "input_size": [3, img_size, img_size]}
+    train_ds = _image_folder(cfg.train_dir, train_transform(dcfg, color_jitter=0.0), "--train-dir")
+    eval_ds = _image_folder(cfg.eval_dir, eval_transform(dcfg), "--eval-dir")
+    if train_ds.classes != eval_ds.classes:
+        raise PretrainError(
+            f"classes mismatch: --train-dir has {len(train_ds.classes)} class folders {train_ds.classes[:4]}…, "
+            f"--eval-dir has {len(eval_ds.classes)} {eval_ds.classes[:4]}…; both need the same class folders"
+        )
+    num_classes = len(train_ds.classes)
+
+    torch.manual_seed(cfg.seed)
+    model = create_model(pre["model"], int(ckpt["num_classes"]), int(pre["img_size"]), pre.get("drop_path"))
+    model.load_state_dict(_load_backbone(ckpt, cfg.use_ema))
+    if img_size != int(pre["img_size"]):
+        cfgp = getattr(model, "pretrained_cfg", {}) or {}
+        if cfgp.get("fixed_input_size", False):
+            raise PretrainError(
+                f"{pre['model']} was pre-trained at {pre['img_size']}px and has a fixed input size; "
+                "drop --img-size"
+            )
+    model.reset_classifier(num_classes)
+    model.to(device)
+    head = model.get_classifier()
+    if cfg.mode == "linear":
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in head.parameters():
+            p.requires_grad_(True)
+        params: Any = head
+    else:
+        params = model
+    lr = cfg.lr if cfg.lr is not None else DEFAULT_LR[cfg.mode]
+    wd = cfg.weight_decay if cfg.weight_decay is not None else DEFAULT_WD[cfg.mode]
+    optimizer = create_optimizer_v2(params, opt="adamw", lr=lr, weight_decay=wd)
+    g = torch.Generator().manual_seed(cfg.seed)
+    train_loader = DataLoader(
+        train_ds,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        num_workers=cfg.workers,
+        generator=g,
+        drop_last=len(train_ds) > cfg.batch_size,
+        pin_memory=device.type == "cuda",
+    )
+    eval_loader = DataLoader(eval_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers)
+    scheduler, _ = create_scheduler_v2(
+        optimizer,
+        sched="cosine",
+        num_epochs=cfg.epochs,
+        step_on_epochs=False,
+        updates_per_epoch=len(train_loader),
+    )
+    dtype = amp_dtype(cfg.amp_dtype)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    ctx = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype is not None else contextlib.nullcontext
+    criterion = torch.nn.CrossEntropyLoss()
+
+    per_epoch: list[dict[str, Any]] = []
+    updates = 0
+    t0 = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        if cfg.mode == "linear":
+            model.eval()  # frozen backbone: BatchNorm keeps the pre-trained statistics
+        else:
+            model.train()
+        loss_sum, n = 0.0, 0
+        for images, targets in train_loader:
+            images, targets = images.to(device), targets.to(device)
+            with ctx():
+                loss = criterion(model(images), targets)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            updates += 1
+            scheduler.step_update(num_updates=updates)
+            loss_sum += loss.item()
+            n += 1
+        top1, top5 = evaluate(model, eval_loader, device, dtype, num_classes)
+        per_epoch.append({"epoch": epoch + 1, "train_loss": loss_sum / max(n, 1), "top1": top1, "top5": top5})
+        log.info(
+            "transfer epoch %d/%d: loss %.4f, top-1 %.2f%%", epoch + 1, cfg.epochs, loss_sum / max(n, 1), top1
+        )
+
+    result = {
+        "event": "transfer",
+        "time": round(time.time(), 3),
+        "ckpt": str(cfg.ckpt),
+        "ckpt_epoch": int(ckpt["epoch"]),
+        "model": pre["model"],
+        "mode": cfg.mode,
+        "use_ema": cfg.use_ema,
+        "epochs": cfg.epochs,
+        "lr": lr,
+        "weight_decay": wd,
+        "img_size": img_size,
+        "train_dir": str(cfg.train_dir),
+        "eval_dir": str(cfg.eval_dir),
+        "num_classes": num_classes,
+        "train_images": len(train_ds),
+        "eval_images": len(eval_ds),
+        "top1": per_epoch[-1]["top1"],
+        "top5": per_epoch[-1]["top5"],
+        "best_top1": max(r["top1"] for r in per_epoch),
+        "per_epoch": per_epoch,
+        "run_time_s": time.perf_counter() - t0,
+    }
+    ckpt_dir = Path(cfg.ckpt).resolve().parent
+    out = Path(cfg.out) if cfg.out else (ckpt_dir.parent if ckpt_dir.name == "checkpoints" else ckpt_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "transfer.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(result) + "\n")
+    result["written_to"] = str(out / "transfer.jsonl")
+    return result
