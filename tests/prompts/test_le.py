@@ -205,3 +205,52 @@ def test_bad_model_directory_error_is_one_line(tmp_path):
     with pytest.raises(ModelNotAvailableError) as info:
         load_model(str(tmp_path), device="cpu")
     assert str(tmp_path) in str(info.value) and "\n" not in str(info.value)
+
+
+class _Crash(Exception):
+    pass
+
+
+def _spy(enh, seen, crash_at=None):
+    real = LanguageEnhancer.generate
+
+    def generate(classnames, config=None, *, progress=None):
+        seen.append(tuple(classnames))
+        if crash_at is not None and len(seen) == crash_at:
+            raise _Crash
+        return real(enh, classnames, config, progress=progress)
+
+    enh.generate = generate
+
+
+def test_resume_after_interruption_gives_the_same_result(tmp_path):
+    names = ("dog", "cat", "bird", "frog", "ship")
+    cfg = LEConfig(per_class=3, seed=5, max_new_tokens=6)
+    enh = LanguageEnhancer.smoke(names)
+    full = enh.generate_resumable(names, cfg, block_classes=2)
+    assert [len(s) for s in full.sentences] == [3] * 5
+    assert [st.class_index for st in full.stats] == list(range(5))
+
+    journal = tmp_path / "out" / "j.jsonl"
+    seen: list[tuple[str, ...]] = []
+    _spy(enh, seen, crash_at=3)
+    with pytest.raises(_Crash):
+        enh.generate_resumable(names, cfg, journal=journal, block_classes=2)
+    with open(journal, "a") as fh:  # a torn line, as a crash in the middle of an append leaves
+        fh.write('{"block": 2, "calls": 1, "sente')
+
+    seen.clear()
+    _spy(enh, seen)
+    ticks: list[int] = []
+    res = enh.generate_resumable(names, cfg, journal=journal, block_classes=2, progress=ticks.append)
+    assert seen == [("ship",)]  # blocks 0 and 1 came from the journal
+    assert res.sentences == full.sentences
+    assert [vars(s) for s in res.stats] == [vars(s) for s in full.stats]
+    assert sum(ticks) == 15 and res.calls == full.calls
+
+    # other settings: the journal is ignored and rewritten
+    seen.clear()
+    enh.generate_resumable(names, LEConfig(per_class=3, seed=6, max_new_tokens=6), journal=journal, block_classes=2)
+    assert len(seen) == 3
+    lines = journal.read_text().splitlines()
+    assert len(lines) == 4 and all(line.endswith("}") for line in lines)

@@ -3,7 +3,8 @@
 Methods: ``le`` (Language Enhancement: a keyword-to-text T5 writes sentences around each class name, the
 paper's recipe) and ``template`` (the dataset's CLIP templates filled with each class name).
 Each output line is {"id", "class_index", "class_name", "prompt", "source"}; a sidecar
-FILE.jsonl.config.json records the settings and per-class counts.
+FILE.jsonl.config.json records the settings and per-class counts. An interrupted ``le`` run resumes
+from its journal (.FILE.jsonl.le-journal.jsonl) when the same command is run again. See docs/prompts.md.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     le.add_argument("--seed", type=int, default=0, help="sampling seed (default 0); same seed, same file")
     le.add_argument("--on-missing-class", choices=["repair", "drop"], default="repair",
                     help="a sentence without the class name: repair (default: prefix it with the class name) or drop")
+    le.add_argument("--no-resume", action="store_true",
+                    help="start over instead of reusing the finished blocks of an interrupted run")
     le.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
     le.add_argument("--batch-size", type=int, default=256, help="sequences per generate() call (default 256)")
     le.add_argument("--num-return-sequences", type=int, default=16, help="samples per input row (default 16)")
@@ -152,10 +155,16 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     tmp = side.with_name("." + side.name + ".tmp")
     tmp.write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(side)
+    _journal_path(args.out).unlink(missing_ok=True)  # the output is complete: nothing left to resume
     _summary(rows, args.method, args.quiet)
     if not args.quiet:
         print(f"wrote {n} prompts to {args.out}", file=sys.stderr)
     return 0
+
+
+def _journal_path(out: Path) -> Path:
+    """Finished Language Enhancement blocks of an unfinished run writing ``out``."""
+    return out.with_name(f".{out.name}.le-journal.jsonl")
 
 
 def _run_le(args, classnames, prefix, suffix, meta):
@@ -163,7 +172,13 @@ def _run_le(args, classnames, prefix, suffix, meta):
     import transformers
     from tqdm import tqdm
 
-    from synthdata.prompts.le import DEFAULT_MODEL, LanguageEnhancer, LEConfig, le_prompts
+    from synthdata.prompts.le import (
+        DEFAULT_BLOCK_CLASSES,
+        DEFAULT_MODEL,
+        LanguageEnhancer,
+        LEConfig,
+        le_prompts,
+    )
 
     max_new = args.max_new_tokens if args.max_new_tokens is not None else (12 if args.smoke else 32)
     cfg = LEConfig(
@@ -177,8 +192,11 @@ def _run_le(args, classnames, prefix, suffix, meta):
         enhancer = LanguageEnhancer.from_pretrained(args.model or DEFAULT_MODEL, device=args.device)
     bar = tqdm(total=len(classnames) * args.per_class, unit="sent", desc="language enhancement",
                disable=args.quiet, file=sys.stderr, dynamic_ncols=True)
+    journal = _journal_path(args.out)
+    if args.no_resume:
+        journal.unlink(missing_ok=True)
     with bar:
-        result = enhancer.generate(classnames, cfg, progress=bar.update)
+        result = enhancer.generate_resumable(classnames, cfg, journal=journal, progress=bar.update)
     records = le_prompts(result, classnames, prefix, suffix)
     rows = []
     for st in result.stats:
@@ -189,7 +207,7 @@ def _run_le(args, classnames, prefix, suffix, meta):
     meta.update({
         "model": enhancer.model_id, "smoke": bool(args.smoke), "device": str(enhancer.device),
         "le_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
-        "generate_calls": result.calls, "shortfall_classes": len(result.shortfalls),
+        "block_classes": DEFAULT_BLOCK_CLASSES, "generate_calls": result.calls, "shortfall_classes": len(result.shortfalls),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
     })
     return records, rows

@@ -19,12 +19,13 @@ crashes when fewer than N are unique). Here:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "mrm8488/t5-base-finetuned-common_gen"
 MISSING_CLASS_POLICIES = ("repair", "drop")
+DEFAULT_BLOCK_CLASSES = 64  # classes per resume block (a journal line); part of the seed derivation
+JOURNAL_VERSION = 1
 _NAME_STOPWORDS = frozenset({"a", "an", "the", "of", "and", "in", "on", "with", "to", "for", "s"})
 
 
@@ -372,6 +375,58 @@ class LanguageEnhancer:
             )
         return LEResult(kept, stats, cfg, model_id=self.model_id, calls=calls, shortfalls=shortfalls)
 
+    def generate_resumable(
+        self,
+        classnames: Sequence[str],
+        config: LEConfig | None = None,
+        *,
+        journal: str | Path | None = None,
+        block_classes: int = DEFAULT_BLOCK_CLASSES,
+        progress: Callable[[int], None] | None = None,
+    ) -> LEResult:
+        """Like :meth:`generate`, in blocks of ``block_classes`` classes, each finished block appended to
+        ``journal`` (JSONL, fsynced) so that an interrupted run picks up after its last finished block.
+
+        Block ``b`` samples with its own seed derived from ``(config.seed, b)``, so the result is the same
+        whether or not the run was interrupted, and whichever blocks were restored. A journal written with
+        other classes, settings, model or block size is ignored and started over. The journal is left in
+        place; the caller removes it once its output is safely written.
+        """
+        cfg = config or LEConfig()
+        if block_classes < 1:
+            raise ValueError(f"block_classes must be at least 1, got {block_classes}")
+        names = list(classnames)
+        starts = list(range(0, len(names), block_classes))
+        key = _journal_key(names, cfg, self.model_id, block_classes)
+        done = _read_journal(Path(journal), key) if journal is not None else {}
+        if done:
+            log.info("resuming language enhancement: %d of %d blocks restored from %s", len(done), len(starts), journal)
+        fh = _open_journal(Path(journal), key, fresh=not done) if journal is not None else None
+        sentences: list[list[str]] = []
+        stats: list[ClassStats] = []
+        calls = 0
+        try:
+            for b, start in enumerate(starts):
+                block = names[start : start + block_classes]
+                if b in done:
+                    part = done[b]
+                    if progress is not None:
+                        progress(sum(len(x) for x in part.sentences))
+                else:
+                    part = self.generate(block, replace(cfg, seed=_block_seed(cfg.seed, b)), progress=progress)
+                    for st in part.stats:
+                        st.class_index += start
+                    if fh is not None:
+                        _append_block(fh, b, part)
+                sentences.extend(part.sentences)
+                stats.extend(part.stats)
+                calls += part.calls
+        finally:
+            if fh is not None:
+                fh.close()
+        shortfalls = {st.class_index: st.shortfall for st in stats if st.shortfall}
+        return LEResult(sentences, stats, cfg, model_id=self.model_id, calls=calls, shortfalls=shortfalls)
+
     @staticmethod
     def _accept(ci, name, sent, kept, keys, st: ClassStats, cfg: LEConfig) -> int:
         if len(kept[ci]) >= cfg.per_class:
@@ -398,6 +453,72 @@ class LanguageEnhancer:
         if repaired:
             st.repaired += 1
         return 1
+
+
+# --- the resume journal of generate_resumable -------------------------------------------------------
+
+
+def _block_seed(seed: int, block: int) -> int:
+    digest = hashlib.sha256(f"synthdata.prompts.le.block:{seed}:{block}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def _journal_key(names: list[str], cfg: LEConfig, model_id: str, block_classes: int) -> str:
+    settings = {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
+    blob = json.dumps([JOURNAL_VERSION, names, settings, model_id, block_classes], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _read_journal(path: Path, key: str) -> dict[int, LEResult]:
+    """Finished blocks of a journal written with ``key``; {} when there is none or it is from other settings.
+    A torn last line (a crash while appending) is ignored: that block is simply redone."""
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except FileNotFoundError:
+        return {}
+    try:
+        head = json.loads(lines[0]) if lines else {}
+    except json.JSONDecodeError:
+        head = {}
+    if head.get("key") != key:
+        if lines:
+            log.info("ignoring %s: written with other classes, settings or model; starting over", path)
+        return {}
+    done: dict[int, LEResult] = {}
+    for line in lines[1:]:
+        try:
+            rec = json.loads(line)
+            stats = [ClassStats(**st) for st in rec["stats"]]
+            done[int(rec["block"])] = LEResult(rec["sentences"], stats, LEConfig(), calls=int(rec["calls"]))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            log.debug("skipping a torn line of %s", path)
+    return done
+
+
+def _open_journal(path: Path, key: str, *, fresh: bool):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        fh = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by the caller
+        fh.write(json.dumps({"journal": "synthdata.prompts.le", "version": JOURNAL_VERSION, "key": key}) + "\n")
+        _sync(fh)
+        return fh
+    data = path.read_bytes()
+    keep = data.rfind(b"\n") + 1
+    if keep < len(data):  # drop a torn last line before appending after it
+        with open(path, "r+b") as raw:
+            raw.truncate(keep)
+    return open(path, "a", encoding="utf-8")
+
+
+def _append_block(fh, block: int, part: LEResult) -> None:
+    rec = {"block": block, "calls": part.calls, "sentences": part.sentences, "stats": [asdict(st) for st in part.stats]}
+    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    _sync(fh)
+
+
+def _sync(fh) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
 
 
 def le_prompts(result: LEResult, classnames: Sequence[str], prefix: str, suffix: str = ""):
