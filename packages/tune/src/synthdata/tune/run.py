@@ -72,7 +72,7 @@ def run_tuning(
 
     ``cache_dir`` defaults to ``out/feature_cache`` (``cfg.use_cache=False``: no cache). ``bundle``: an
     already loaded :class:`synthdata.clip.ClipBundle` (else loaded from ``cfg``; random weights are drawn
-    after ``torch.manual_seed(cfg.seed)``). Training state is saved to ``out/checkpoint.pt`` after every epoch;
+    from ``cfg.seed``). Training state is saved to ``out/checkpoint.pt`` after every epoch;
     with ``resume`` (default) a run with the same settings, data, classes and model continues from it (and
     one that finished only re-evaluates), ``resume=False`` discards it. ``on_epoch(row)`` is called after
     each epoch with its log row. Returns the result record appended to ``out/results.jsonl``.
@@ -108,8 +108,9 @@ def run_tuning(
 
     t = time.perf_counter()
     if bundle is None:
-        torch.manual_seed(cfg.seed)
-        bundle = load_clip(cfg.model, cfg.pretrained, device=cfg.device, precision=cfg.precision)
+        bundle = load_clip(
+            cfg.model, cfg.pretrained, device=cfg.device, precision=cfg.precision, seed=cfg.seed
+        )
     scale = logit_scale(bundle)
     zs_head = zeroshot_head(zeroshot_weights(bundle, classnames, templates), scale).eval()
     timings["load_model_s"] = time.perf_counter() - t
