@@ -1,0 +1,75 @@
+"""The generation runner behind ``synth-generate``: prompts → GLIDE images → planned WebDataset shards.
+
+Public API::
+
+    GenerateConfig(out=..., images_per_prompt=..., ...)   # settings, paper defaults
+    run_generation(config, prompts, classes=None, pipeline=None, split=None) -> RunSummary
+    plan_items / cut_shards / item_key                    # the deterministic plan (no model needed)
+    load_references                                       # Real Guidance ImageFolder
+
+Work is planned up front (items = prompts x [references] x replicates, cut into shards), each rank of
+``RANK``/``WORLD_SIZE`` (or Slurm) takes its shards, complete shards are skipped on a rerun, and every item's
+seed comes from its key. See ``docs/generate.md``.
+"""
+
+from synthdata.diffusion.runner._config import (
+    DEFAULT_SHARD_SIZE,
+    PAPER_BASE_RESPACING,
+    PAPER_UP_RESPACING,
+    SMOKE_BASE_RESPACING,
+    SMOKE_UP_RESPACING,
+    GenerateConfig,
+)
+from synthdata.diffusion.runner._plan import (
+    SEED_STREAM,
+    PlannedShard,
+    Prompt,
+    WorkItem,
+    class_list,
+    cut_shards,
+    item_key,
+    key_base,
+    normalise_prompts,
+    plan_items,
+)
+from synthdata.diffusion.runner._refs import Reference, load_references, scaled_start_step
+from synthdata.diffusion.runner._run import (
+    PLAN_FILE,
+    PRODUCER,
+    Pipeline,
+    RunSummary,
+    build_pipeline,
+    default_device,
+    run_generation,
+)
+from synthdata.diffusion.runner.errors import GenerateError
+
+__all__ = [
+    "DEFAULT_SHARD_SIZE",
+    "PAPER_BASE_RESPACING",
+    "PAPER_UP_RESPACING",
+    "PLAN_FILE",
+    "PRODUCER",
+    "SEED_STREAM",
+    "SMOKE_BASE_RESPACING",
+    "SMOKE_UP_RESPACING",
+    "GenerateConfig",
+    "GenerateError",
+    "Pipeline",
+    "PlannedShard",
+    "Prompt",
+    "Reference",
+    "RunSummary",
+    "WorkItem",
+    "build_pipeline",
+    "class_list",
+    "cut_shards",
+    "default_device",
+    "item_key",
+    "key_base",
+    "load_references",
+    "normalise_prompts",
+    "plan_items",
+    "run_generation",
+    "scaled_start_step",
+]
