@@ -3,7 +3,9 @@
 Scores every sample of a shard directory with CLIP zero-shot classification over the class names (the text
 head is built once from the data set's templates), selects per class with the paper's rule or another, and
 writes filtered shards (original image bytes, scores in each sample's metadata), F/scores.jsonl,
-F/report.json and F/report/*.png. Rerunning into a previous synth-filter output redoes it.
+F/report.json and F/report/*.png. Each input shard's scores are checkpointed as soon as it is scored, so
+rerunning the same command after an interruption (even SIGKILL) rescores only the unfinished shards and
+gives the same output; rerunning with another selection rule re-selects without rescoring.
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold", type=float, help="confidence threshold (default 1/C for paper and threshold)"
     )
     g.add_argument("--seed", type=int, default=0, help="seed of the paper rule's random choice (default 0)")
+    g.add_argument(
+        "--fresh", action="store_true", help="ignore the score checkpoints of a previous run into --out"
+    )
 
     g = parser.add_argument_group("output")
     g.add_argument("--shard-size", type=int, default=1000, help="samples per output shard (default 1000)")
@@ -172,6 +177,8 @@ def _body(args: argparse.Namespace) -> int:
         seed=args.seed,
         shard_size=args.shard_size,
         report=not args.no_report,
+        resume=not args.fresh,
+        progress=sys.stderr.isatty(),
     )
     log.info(
         "%d classes from %s; %d templates; %s/%s on %s (%s)",
@@ -186,11 +193,12 @@ def _body(args: argparse.Namespace) -> int:
     result = filter_shards(
         args.src, args.out, classnames, templates, config, source_note={"classes_from": origin}
     )
+    resumed = f", {result.shards_resumed} input shard(s) from checkpoints" if result.shards_resumed else ""
+    speed = result.scored_now / result.scoring_seconds if result.scoring_seconds else 0.0
     print(
         f"kept {result.kept} of {result.scored} scored samples ({result.unreadable} unreadable) into "
         f"{result.shards} shard(s) in {args.out}; scores in {result.files['scores']}; "
-        f"{result.scored / result.scoring_seconds if result.scoring_seconds else 0:.1f} images/s scoring, "
-        f"{result.seconds:.1f} s in all"
+        f"{result.scored_now} images scored at {speed:.1f} images/s{resumed}; {result.seconds:.1f} s in all"
     )
     if result.unreadable:
         print(

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from synthdata.clip import ClipBundle, load_clip
+from synthdata.filter._cache import CACHE_DIR, ScoreCache
 from synthdata.filter._report import class_table, extreme_keys, write_histograms, write_sheets
-from synthdata.filter._scoring import SampleScore, ScoreResult, score_shards
+from synthdata.filter._scoring import score_shards
 from synthdata.filter._selection import check_rule, select
+from synthdata.filter._types import SampleScore, ScoreResult
 from synthdata.shards import (
     DATASET_JSON,
     CorruptShardError,
@@ -62,6 +64,8 @@ class FilterConfig:
     report: bool = True
     sheet_per_class: int = 8
     max_sheet_classes: int = 100
+    resume: bool = True  # reuse the score checkpoints of an interrupted run into the same --out
+    progress: bool = False
 
 
 @dataclass(slots=True)
@@ -75,13 +79,17 @@ class FilterResult:
     shards: int
     seconds: float
     scoring_seconds: float
+    scored_now: int = 0
+    shards_resumed: int = 0
     files: dict[str, str] = field(default_factory=dict)
 
 
-def prepare_out_dir(source: Path, out: Path) -> None:
-    """Make ``out`` ready: empty, or a previous synth-filter output whose files are removed (a rerun redoes).
+def prepare_out_dir(source: Path, out: Path, *, keep_checkpoints: bool = True) -> None:
+    """Make ``out`` ready: empty, or a previous (possibly interrupted) synth-filter output.
 
-    Refuses the input directory itself and a non-empty directory that a filter run did not write.
+    A previous output's files are removed except its score checkpoints (``.filter-scores/``, unless
+    ``keep_checkpoints`` is false), so a rerun rescores only what the checkpoints do not cover and redoes the
+    rest. Refuses the input directory itself and a non-empty directory that a filter run did not write.
     """
     if out.exists() and source.resolve() == out.resolve():
         raise OutputDirError(f"--out {out} is the input directory; choose another")
@@ -108,10 +116,47 @@ def prepare_out_dir(source: Path, out: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         (out / DATASET_JSON).unlink()  # first: without it the directory is no longer a complete dataset
     for p in out.iterdir():
+        if p.name == CACHE_DIR and keep_checkpoints:
+            continue
         if p.is_dir():
             shutil.rmtree(p)
         else:
             p.unlink()
+
+
+def _tag(pretrained: str | None) -> str:
+    return (
+        "none" if pretrained is None or str(pretrained).lower() in ("none", "random", "") else str(pretrained)
+    )
+
+
+def _artifact(model: str, pretrained: str | None) -> str:
+    return f"clip.{model}.{Path(_tag(pretrained)).name}"
+
+
+def _fingerprint(
+    cfg: FilterConfig, bundle: ClipBundle | None, classnames: Sequence[str], templates: Sequence[str]
+) -> dict[str, Any]:
+    """What the scores depend on; checkpoints made with anything else are discarded."""
+    if bundle is not None:
+        model, weights = bundle.name, bundle.pretrained
+        dtype, device = str(bundle.dtype).removeprefix("torch."), bundle.device.type
+    else:
+        model, weights = cfg.model, _tag(cfg.pretrained)
+        dtype, device = cfg.precision, str(cfg.device).split(":")[0]
+    weights_file: dict[str, Any] = {}
+    if weights != "none" and os.path.isfile(weights):
+        stat = os.stat(weights)
+        weights_file = {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return {
+        "model": model,
+        "pretrained": weights,
+        "weights_file": weights_file,
+        "dtype": {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}.get(dtype, dtype),
+        "device": device,
+        "classnames": list(classnames),
+        "templates": list(templates),
+    }
 
 
 def _write_scores(path: Path, scores: list[SampleScore], classnames: Sequence[str]) -> None:
@@ -197,14 +242,34 @@ def filter_shards(
     check_rule(cfg.rule, cfg.per_class, cfg.threshold)
     if not list_shards(source):
         raise FileNotFoundError(f"{source} holds no complete shards (no *.idx.json sidecars)")
-    prepare_out_dir(source, out)
-    if bundle is None:
-        bundle = load_clip(
-            cfg.model, cfg.pretrained, device=cfg.device, precision=cfg.precision, cache_dir=cfg.cache_dir
-        )
+    prepare_out_dir(source, out, keep_checkpoints=cfg.resume)
+    loaded: list[ClipBundle] = [bundle] if bundle is not None else []
+
+    def get_bundle() -> ClipBundle:
+        if not loaded:
+            loaded.append(
+                load_clip(
+                    cfg.model,
+                    cfg.pretrained,
+                    device=cfg.device,
+                    precision=cfg.precision,
+                    cache_dir=cfg.cache_dir,
+                )
+            )
+        return loaded[0]
+
+    cache = ScoreCache(out / CACHE_DIR, _fingerprint(cfg, bundle, classnames, templates))
     result: ScoreResult = score_shards(
-        source, bundle, classnames, templates, batch_size=cfg.batch_size, num_workers=cfg.num_workers
+        source,
+        bundle if bundle is not None else get_bundle,
+        classnames,
+        templates,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        cache=cache,
+        progress=cfg.progress,
     )
+    artifact = loaded[0].artifact if loaded else _artifact(cfg.model, cfg.pretrained)
     kept = select(
         result.scores,
         rule=cfg.rule,
@@ -219,21 +284,21 @@ def filter_shards(
     most, least = extreme_keys(result.scores, cfg.sheet_per_class) if cfg.report else ({}, {})
     sheet_classes = set(sorted(set(most))[: cfg.max_sheet_classes])
     want = {k for table in (most, least) for c, keys in table.items() if c in sheet_classes for k in keys}
-    written, shards, images, notes = _copy_kept(source, out, by_key, kept, want, cfg, bundle.artifact)
+    written, shards, images, notes = _copy_kept(source, out, by_key, kept, want, cfg, artifact)
     threshold = cfg.threshold if cfg.threshold is not None else 1.0 / len(classnames)
     files = {"scores": str(out / SCORES_FILE)}
     all_scores = sorted(result.scores + result.corrupt, key=lambda s: s.key)
     _write_scores(out / SCORES_FILE, all_scores, classnames)
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("cache_dir",)}
     settings.update(
-        model_artifact=bundle.artifact,
+        model_artifact=artifact,
         threshold_used=threshold if cfg.rule in ("paper", "threshold") else None,
         templates=list(templates),
         num_classes=len(classnames),
     )
     if cfg.report:
         report_dir = out / REPORT_DIR
-        title = f"{bundle.artifact}, rule {cfg.rule}, {len(kept)} of {len(result.scores)} kept"
+        title = f"{artifact}, rule {cfg.rule}, {len(kept)} of {len(result.scores)} kept"
         pngs = write_histograms(
             result.scores,
             classnames,
@@ -270,6 +335,8 @@ def filter_shards(
         "timing": {
             "total_seconds": seconds,
             "scoring_seconds": result.seconds,
+            "images_scored_now": result.scored_now,
+            "shards_from_checkpoints": result.shards_resumed,
             "text_seconds": result.text_seconds,
             "images_per_second": result.images_per_second,
         },
@@ -307,5 +374,7 @@ def filter_shards(
         shards=shards,
         seconds=seconds,
         scoring_seconds=result.seconds,
+        scored_now=result.scored_now,
+        shards_resumed=result.shards_resumed,
         files=files,
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 from PIL import Image
 
-from synthdata.filter._scoring import SampleScore
+from synthdata.filter._types import SampleScore
 from synthdata.shards import contact_sheet
 
 MAX_GRID_CLASSES = 48

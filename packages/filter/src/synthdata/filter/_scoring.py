@@ -1,18 +1,24 @@
-"""Streaming, batched CLIP scoring of shards: the zero-shot head built once, images in DataLoader batches."""
+"""Streaming, batched CLIP scoring of shards: the zero-shot head built once, images in DataLoader batches.
+
+Batches never span two input shards, so a shard's scores do not depend on which shards were scored before
+it: a resumed run (finished shards loaded from checkpoints) gives bit-identical scores.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from synthdata.clip import ClipBundle, image_features, logit_scale, text_features, zeroshot_weights
+from synthdata.filter._cache import ScoreCache
+from synthdata.filter._types import SampleScore, ScoreResult
 from synthdata.shards import ErrorCounter, list_shards, read_dataset_json, wds_pipeline
 from synthdata.shards.errors import DatasetInfoError
 from synthdata.shards.resume import read_sidecar
@@ -22,50 +28,6 @@ log = logging.getLogger(__name__)
 
 class ClassListError(ValueError):
     """The class list given does not match the shards' class indices or names."""
-
-
-@dataclass(slots=True)
-class SampleScore:
-    """CLIP's verdict on one sample. Scores are None for a sample that could not be read (``error`` says why)."""
-
-    key: str
-    class_index: int
-    shard: str
-    confidence: float | None = None  # softmax probability of the intended class
-    top1: int | None = None  # the class CLIP ranks first
-    top1_confidence: float | None = None
-    clip_score: float | None = None  # 100 * cosine(image, its own prompt); None without meta["prompt"]
-    kept: bool = False
-    error: str | None = None
-
-    def to_json(self, classnames: Sequence[str]) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "class_index": self.class_index,
-            "class_name": classnames[self.class_index] if 0 <= self.class_index < len(classnames) else None,
-            "confidence": self.confidence,
-            "top1": self.top1,
-            "top1_confidence": self.top1_confidence,
-            "clip_score": self.clip_score,
-            "kept": self.kept,
-            "shard": self.shard,
-            "error": self.error,
-        }
-
-
-@dataclass(slots=True)
-class ScoreResult:
-    """Every sample's score in key order, plus what was skipped and how long scoring took."""
-
-    scores: list[SampleScore]
-    corrupt: list[SampleScore] = field(default_factory=list)
-    seconds: float = 0.0
-    text_seconds: float = 0.0
-    error_messages: list[str] = field(default_factory=list)
-
-    @property
-    def images_per_second(self) -> float:
-        return len(self.scores) / self.seconds if self.seconds > 0 else 0.0
 
 
 def _norm_name(name: str) -> str:
@@ -116,13 +78,57 @@ def check_classes(source: str | os.PathLike[str], classnames: Sequence[str], ind
         )
 
 
-def _collate(batch: list[tuple]) -> tuple[torch.Tensor, list[int], list[dict], list[str]]:
-    images, classes, metas, keys = zip(*batch, strict=True)
-    return torch.stack(images), [int(c) for c in classes], list(metas), list(keys)
+def _identity(batch: Any) -> Any:
+    return batch
 
 
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # decoding workers must not compete with the model's threads
+
+
+class _ShardBatcher:
+    """Pipeline stage run in the loader workers: batches that never span two shards.
+
+    Each item is a dict with ``shard``, ``images`` (a stacked tensor, or None for an empty item), ``classes``,
+    ``metas``, ``keys``, ``final`` (no more samples of that shard follow) and the reader's error ``messages``
+    since the previous item (the error counter lives in the worker, so its messages travel with the batches).
+    """
+
+    def __init__(self, shard_of: dict[str, str], batch_size: int, errors: ErrorCounter) -> None:
+        self.shard_of, self.batch_size, self.errors = shard_of, batch_size, errors
+
+    def __call__(self, source: Iterator[tuple]) -> Iterator[dict[str, Any]]:
+        current: str | None = None
+        buf: list[tuple] = []
+        told = 0
+
+        def item(final: bool) -> dict[str, Any]:
+            nonlocal buf, told
+            messages = self.errors.messages[told:]
+            told = len(self.errors.messages)
+            images, classes, metas, keys = zip(*buf, strict=True) if buf else ((), (), (), ())
+            out = {
+                "shard": current,
+                "images": torch.stack(images) if buf else None,
+                "classes": [int(c) for c in classes],
+                "metas": list(metas),
+                "keys": list(keys),
+                "final": final,
+                "messages": messages,
+            }
+            buf = []
+            return out
+
+        for sample in source:
+            shard = self.shard_of.get(sample[3], "?")
+            if current is not None and shard != current:
+                yield item(final=True)
+            current = shard
+            buf.append(sample)
+            if len(buf) == self.batch_size:
+                yield item(final=False)
+        if current is not None or len(self.errors.messages) > told:
+            yield item(final=current is not None)
 
 
 class _PromptCache:
@@ -151,100 +157,185 @@ class _PromptCache:
         return torch.tensor([self.rows[p] if p else -1 for p in prompts], device=self.bundle.device)
 
 
+class _Scorer:
+    """The zero-shot head, built once, applied to batches of preprocessed images."""
+
+    def __init__(
+        self, bundle: ClipBundle, classnames: Sequence[str], templates: Sequence[str], text_batch_size: int
+    ) -> None:
+        start = time.perf_counter()
+        self.bundle = bundle
+        self.classnames = list(classnames)
+        self.names = [_norm_name(c) for c in classnames]
+        self.head = zeroshot_weights(bundle, classnames, templates, batch_size=text_batch_size)  # (C, D)
+        self.scale = logit_scale(bundle)
+        self.prompts = _PromptCache(bundle, text_batch_size)
+        self.head_seconds = time.perf_counter() - start
+
+    def check_labels(self, classes: list[int], metas: list[Any], keys: list[str]) -> None:
+        for cls, meta, key in zip(classes, metas, keys, strict=True):
+            name = meta.get("class_name") if isinstance(meta, dict) else None
+            if not 0 <= cls < len(self.classnames):
+                raise ClassListError(
+                    f"sample {key!r} has class {cls}, outside the {len(self.classnames)} classes"
+                )
+            if isinstance(name, str) and _norm_name(name) != self.names[cls]:
+                raise ClassListError(
+                    f"sample {key!r} of class {cls} is labelled {name!r} but the class list says "
+                    f"{self.classnames[cls]!r}; the class list does not match the shards"
+                )
+
+    def __call__(
+        self, images: torch.Tensor, classes: list[int], metas: list[Any], keys: list[str], shard: str
+    ) -> list[SampleScore]:
+        self.check_labels(classes, metas, keys)
+        feats = image_features(self.bundle, images)  # (B, D) fp32, normalised
+        probs = (self.scale * feats @ self.head.T).softmax(dim=-1)
+        target = torch.tensor(classes, device=probs.device)
+        confidence = probs.gather(1, target[:, None])[:, 0]
+        top_conf, top1 = probs.max(dim=1)
+        batch_prompts = [m.get("prompt") if isinstance(m, dict) else None for m in metas]
+        batch_prompts = [p if isinstance(p, str) and p.strip() else None for p in batch_prompts]
+        rows = self.prompts.lookup(batch_prompts)
+        clip_scores: list[float | None] = [None] * len(keys)
+        if self.prompts.matrix is not None and bool((rows >= 0).any()):
+            cos = (feats * self.prompts.matrix[rows.clamp(min=0)]).sum(dim=1) * 100.0
+            clip_scores = [
+                float(s) if r >= 0 else None for s, r in zip(cos.tolist(), rows.tolist(), strict=True)
+            ]
+        return [
+            SampleScore(
+                key=key,
+                class_index=classes[i],
+                shard=shard,
+                confidence=float(confidence[i]),
+                top1=int(top1[i]),
+                top1_confidence=float(top_conf[i]),
+                clip_score=clip_scores[i],
+            )
+            for i, key in enumerate(keys)
+        ]
+
+
 def score_shards(
     source: str | os.PathLike[str],
-    bundle: ClipBundle,
+    bundle: ClipBundle | Callable[[], ClipBundle],
     classnames: Sequence[str],
     templates: Sequence[str],
     *,
     batch_size: int = 64,
     num_workers: int = 1,
     text_batch_size: int = 256,
+    cache: ScoreCache | None = None,
+    progress: bool = False,
 ) -> ScoreResult:
     """Score every sample of the shard directory ``source`` with CLIP zero-shot over ``classnames``.
 
     The text head (``templates`` averaged per class) is encoded once; images stream through a DataLoader
-    over :func:`synthdata.shards.wds_pipeline`. Samples the reader skips (undecodable, partial or in an
-    unreadable shard) come back in ``corrupt``, found by comparing the keys seen with the sidecars' lists.
+    over :func:`synthdata.shards.wds_pipeline`, in batches of up to ``batch_size`` that never span two shards.
+    ``bundle`` may be a function that loads the model: it is called only if some shard needs scoring. With
+    ``cache``, shards checkpointed by an earlier run are loaded instead of scored, and each shard is
+    checkpointed as soon as it is finished. Samples the reader skips (undecodable, partial or in an unreadable
+    shard) come back in ``corrupt``, found by comparing the keys seen with the sidecars' lists.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     source = Path(source)
+    started = time.perf_counter()
+    shards = list_shards(source)
+    sidecars = {p.name: read_sidecar(p) or {} for p in shards}
     index = shard_index(source)
     check_classes(source, classnames, index)
-    start = time.perf_counter()
-    head = zeroshot_weights(bundle, classnames, templates, batch_size=text_batch_size)  # (C, D)
-    text_seconds = time.perf_counter() - start
-    scale = logit_scale(bundle)
-    prompts = _PromptCache(bundle, text_batch_size)
-    errors = ErrorCounter()
-    pipeline = wds_pipeline(
-        source,
-        transform=bundle.preprocess,
-        shuffle=0,
-        split_by_node=False,
-        with_meta=True,
-        with_key=True,
-        on_error="warn",
-        errors=errors,
-    )
-    loader = torch.utils.data.DataLoader(
-        pipeline,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        collate_fn=_collate,
-        pin_memory=bundle.device.type == "cuda",
-        worker_init_fn=_worker_init if num_workers else None,
-        prefetch_factor=4 if num_workers else None,
-    )
-    names = [_norm_name(c) for c in classnames]
-    scores: dict[str, SampleScore] = {}
-    for images, classes, metas, keys in loader:
-        for cls, meta, key in zip(classes, metas, keys, strict=True):
-            name = meta.get("class_name") if isinstance(meta, dict) else None
-            if cls >= len(classnames):
-                raise ClassListError(f"sample {key!r} has class {cls}, outside the {len(classnames)} classes")
-            if isinstance(name, str) and _norm_name(name) != names[cls]:
-                raise ClassListError(
-                    f"sample {key!r} of class {cls} is labelled {name!r} but the class list says "
-                    f"{classnames[cls]!r}; the class list does not match the shards"
-                )
-        feats = image_features(bundle, images)  # (B, D) fp32, normalised
-        probs = (scale * feats @ head.T).softmax(dim=-1)
-        target = torch.tensor(classes, device=probs.device)
-        confidence = probs.gather(1, target[:, None])[:, 0]
-        top_conf, top1 = probs.max(dim=1)
-        batch_prompts = [m.get("prompt") if isinstance(m, dict) else None for m in metas]
-        batch_prompts = [p if isinstance(p, str) and p.strip() else None for p in batch_prompts]
-        rows = prompts.lookup(batch_prompts)
-        clip_scores: list[float | None] = [None] * len(keys)
-        if prompts.matrix is not None and bool((rows >= 0).any()):
-            cos = (feats * prompts.matrix[rows.clamp(min=0)]).sum(dim=1) * 100.0
-            clip_scores = [
-                float(s) if r >= 0 else None for s, r in zip(cos.tolist(), rows.tolist(), strict=True)
-            ]
-        for i, key in enumerate(keys):
-            scores[key] = SampleScore(
-                key=key,
-                class_index=classes[i],
-                shard=index.get(key, ("?", -1))[0],
-                confidence=float(confidence[i]),
-                top1=int(top1[i]),
-                top1_confidence=float(top_conf[i]),
-                clip_score=clip_scores[i],
-            )
-    seconds = time.perf_counter() - start
-    corrupt = [
-        SampleScore(key=key, class_index=cls, shard=shard, error="unreadable: skipped by the reader")
-        for key, (shard, cls) in sorted(index.items())
-        if key not in scores
-    ]
+    done: dict[str, list[SampleScore]] = {}
+    if cache is not None:
+        for name, side in sidecars.items():
+            cached = cache.load(name, side)
+            if cached is not None:
+                done[name] = cached
+    resumed = len(done)
+    if resumed:
+        log.info(
+            "%d of %d shard(s) already scored (checkpoints in %s)", resumed, len(shards), cache.directory
+        )
+    todo = [p for p in shards if p.name not in done]
+    messages: list[str] = []
+    head_seconds = prompt_seconds = 0.0
+    scored_now = 0
+    if todo:
+        if not isinstance(bundle, ClipBundle):
+            bundle = bundle()
+        scorer = _Scorer(bundle, classnames, templates, text_batch_size)
+        head_seconds = scorer.head_seconds
+        pending: dict[str, dict[str, SampleScore]] = {p.name: {} for p in todo}
+
+        def finish(name: str) -> None:
+            seen = pending.pop(name, {})
+            side = sidecars.get(name, {})
+            keys = list(side.get("keys") or [])
+            classes = list(side.get("classes") or [])
+            rows = []
+            for i, key in enumerate(keys):
+                cls = int(classes[i]) if i < len(classes) else -1
+                rows.append(seen.pop(key, None) or _unreadable(key, cls, name))
+            rows.extend(seen[k] for k in sorted(seen))  # keys the sidecar does not list (not expected)
+            done[name] = rows
+            if cache is not None:
+                cache.save(name, side, rows)
+
+        errors = ErrorCounter()
+        pipeline = wds_pipeline(
+            [str(p) for p in todo],
+            transform=bundle.preprocess,
+            shuffle=0,
+            split_by_node=False,
+            with_meta=True,
+            with_key=True,
+            on_error="warn",
+            errors=errors,
+        )
+        shard_of = {key: shard for key, (shard, _) in index.items()}
+        pipeline.append(_ShardBatcher(shard_of, batch_size, errors))
+        loader = torch.utils.data.DataLoader(
+            pipeline,
+            batch_size=None,
+            num_workers=num_workers,
+            collate_fn=_identity,
+            pin_memory=bundle.device.type == "cuda",
+            worker_init_fn=_worker_init if num_workers else None,
+            prefetch_factor=4 if num_workers else None,
+        )
+        total = sum(len(sidecars[p.name].get("keys") or []) for p in todo)
+        with tqdm(total=total, unit="img", disable=not progress, desc="scoring") as bar:
+            for item in loader:
+                messages.extend(item["messages"])
+                shard = item["shard"]
+                if item["images"] is not None:
+                    scores = scorer(item["images"], item["classes"], item["metas"], item["keys"], shard)
+                    pending.setdefault(shard, {}).update((s.key, s) for s in scores)
+                    scored_now += len(scores)
+                    bar.update(len(scores))
+                if item["final"] and shard in sidecars:
+                    finish(shard)
+        for name in [p.name for p in todo if p.name in pending]:
+            finish(name)  # shards the reader gave up on before their first sample
+        leftovers = [s for rows in pending.values() for s in rows.values()]  # keys of no known shard
+        done["?"] = sorted(leftovers, key=lambda s: s.key)
+        prompt_seconds = scorer.prompts.seconds
+    everything = sorted((s for rows in done.values() for s in rows), key=lambda s: s.key)
+    scores = [s for s in everything if s.error is None]
+    corrupt = [s for s in everything if s.error is not None]
     if corrupt:
         log.warning("%d sample(s) could not be read and were skipped", len(corrupt))
     return ScoreResult(
-        scores=[scores[k] for k in sorted(scores)],
+        scores=scores,
         corrupt=corrupt,
-        seconds=seconds,
-        text_seconds=text_seconds + prompts.seconds,
-        error_messages=list(errors.messages),
+        seconds=time.perf_counter() - started,
+        text_seconds=head_seconds + prompt_seconds,
+        error_messages=messages[:100],
+        scored_now=scored_now,
+        shards_resumed=resumed,
     )
+
+
+def _unreadable(key: str, cls: int, shard: str) -> SampleScore:
+    return SampleScore(key=key, class_index=cls, shard=shard, error="unreadable: skipped by the reader")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from synthdata.filter._scoring import SampleScore
+from synthdata.filter._types import SampleScore
 from synthdata.shards import item_seed
 
 RULES = ("paper", "topk", "threshold", "top1")
