@@ -124,5 +124,12 @@ def test_apply_domain():
     assert apply_domain("The dog runs.", "a photo of", "") == "a photo of the dog runs."
     assert apply_domain("A gull flies.", "a photo of", ", a type of bird") == "a photo of a gull flies, a type of bird"
     assert apply_domain("forest  trees", "", "") == "forest trees"
+    # a prefix made for class names ("a photo of a {}") does not double the sentence's article
+    aircraft = get_dataset("aircraft")
+    assert aircraft.domain_prompt("The jet lands.") == "a photo of the jet lands, a type of aircraft"
+    assert aircraft.domain_prompt("A 707-320 on the runway") == "a photo of a 707-320 on the runway, a type of aircraft"
+    assert apply_domain("Dogs play.", "a photo of an", "") == "a photo of Dogs play."
+    assert apply_domain("", "a photo of a", "") == "a photo of a"
+    assert apply_domain("cat", "a", "") == "a cat"
     spec = get_dataset("eurosat")
     assert spec.domain_prompt("river in a valley") == "a centered satellite photo of river in a valley"

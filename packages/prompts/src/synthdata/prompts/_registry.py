@@ -56,14 +56,20 @@ def apply_domain(sentence: str, prefix: str, suffix: str) -> str:
     """``prefix + " " + sentence + suffix`` with tidy joins.
 
     A leading article of the sentence is lower-cased after a prefix ("a photo of the dog ..."), and a
-    final full stop is dropped before a suffix (", a type of bird").
+    final full stop is dropped before a suffix (", a type of bird"). A prefix ending in an article (the
+    fine-grained datasets' "a photo of a", made for class names) loses it before a sentence, which brings
+    its own determiner: "a photo of a" + "The jet lands." gives "a photo of the jet lands", as the paper's
+    ``"a photo of " + sentence``.
     """
     s = " ".join(sentence.split())
     if suffix:
         s = s.rstrip(" .")
     if prefix:
+        p = prefix.strip()
         s = re.sub(r"^(The|A|An) ", lambda m: m.group(1).lower() + " ", s)
-        s = f"{prefix.strip()} {s}" if s else prefix.strip()
+        if s:
+            p = re.sub(r"\s+(a|an|the)$", "", p, flags=re.IGNORECASE)
+        s = f"{p} {s}" if s else p
     return f"{s}{suffix}"
 
 
