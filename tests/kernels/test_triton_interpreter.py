@@ -24,6 +24,7 @@ def test_triton_kernels_in_interpreter():
     assert len(MODULES) == 3, MODULES
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHDATA_") or not k.endswith("_BACKEND")}
     env["TRITON_INTERPRET"] = "1"
+    env["OMP_NUM_THREADS"] = "1"
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "python_files=interp_*.py", *map(str, MODULES)]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     tail = (proc.stdout[-6000:] + "\n" + proc.stderr[-3000:]).strip()
