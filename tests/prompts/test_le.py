@@ -102,8 +102,18 @@ def test_shortfall_is_reported_not_raised():
     res = enh.generate(["dog"], cfg)
     assert res.sentences == [["A dog runs."]]
     assert res.shortfalls == {0: 4}
-    assert res.stats[0].shortfall == 4 and res.stats[0].rounds == 3
+    # round 1 adds nothing new, so the class is given up on instead of sampled for a third round
+    assert res.stats[0].shortfall == 4 and res.stats[0].rounds == 2 and res.stats[0].saturated
     assert res.stats[0].duplicates > 0
+
+
+def test_sampling_continues_while_it_finds_new_sentences():
+    # two new sentences a round: more rounds, each asking for more, until per_class is reached
+    script = {"dog": [f"A dog number {j // 8}." if j % 8 >= 2 else f"dog {j}" for j in range(4000)]}
+    enh = ScriptedEnhancer(script)
+    res = enh.generate(["dog"], LEConfig(per_class=40, num_return_sequences=4, oversample=1.0, max_rounds=10))
+    st = res.stats[0]
+    assert st.unique == 40 and not st.saturated and st.rounds >= 2 and res.shortfalls == {}
 
 
 def test_batches_many_classes_per_call():

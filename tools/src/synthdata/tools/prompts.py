@@ -203,7 +203,8 @@ def _run_le(args, classnames, prefix, suffix, meta):
         rows.append({"class_index": st.class_index, "class_name": st.class_name, "unique": st.unique,
                      "wanted": st.wanted, "generated": st.generated, "duplicates": st.duplicates,
                      "empty": st.empty, "missing_class": st.missing_class, "repaired": st.repaired,
-                     "dropped": st.dropped, "rounds": st.rounds, "shortfall": st.shortfall})
+                     "dropped": st.dropped, "rounds": st.rounds, "saturated": st.saturated,
+                     "shortfall": st.shortfall})
     meta.update({
         "model": enhancer.model_id, "smoke": bool(args.smoke), "device": str(enhancer.device),
         "le_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},

@@ -10,8 +10,9 @@ crashes when fewer than N are unique). Here:
   the first ``per_class`` unique ones in generation order are kept;
 * a sentence that lost the class name is dropped or repaired (the class name put in front) as
   ``on_missing_class`` says, and counted;
-* a class still short after a round is sampled again (with more samples), up to ``max_rounds``; what is
-  still missing then is reported per class, not raised;
+* a class still short after a round is sampled again (with twice as many samples, up to 16x), up to
+  ``max_rounds``, or until a whole round adds nothing new (``saturated``); what is still missing then is
+  reported per class, not raised;
 * every ``generate`` call is seeded from (seed, round, call), so the same seed, batch size and device
   give the same sentences.
 """
@@ -38,6 +39,7 @@ DEFAULT_MODEL = "mrm8488/t5-base-finetuned-common_gen"
 MISSING_CLASS_POLICIES = ("repair", "drop")
 DEFAULT_BLOCK_CLASSES = 64  # classes per resume block (a journal line); part of the seed derivation
 JOURNAL_VERSION = 1
+MAX_ROUND_GROWTH = 16  # a round asks for at most 16x (oversampled) what is missing
 _NAME_STOPWORDS = frozenset({"a", "an", "the", "of", "and", "in", "on", "with", "to", "for", "s"})
 
 
@@ -84,6 +86,7 @@ class ClassStats:
     dropped: int = 0
     repaired: int = 0
     rounds: int = 0
+    saturated: bool = False  # a round added no new sentence, so sampling stopped early
 
     @property
     def shortfall(self) -> int:
@@ -343,11 +346,13 @@ class LanguageEnhancer:
         stats = [ClassStats(i, c, cfg.per_class) for i, c in enumerate(classnames)]
         calls = 0
         for rnd in range(cfg.max_rounds):
-            pending = [i for i in range(n_cls) if len(kept[i]) < cfg.per_class]
+            pending = [i for i in range(n_cls) if len(kept[i]) < cfg.per_class and not stats[i].saturated]
             if not pending:
                 break
-            # later rounds ask for more: what was missing times oversample, doubled each round
-            want = {i: math.ceil((cfg.per_class - len(kept[i])) * cfg.oversample * (2**rnd)) for i in pending}
+            before = {i: len(kept[i]) for i in pending}
+            # later rounds ask for more: what was missing times oversample, doubled each round up to a cap
+            grow = min(2**rnd, MAX_ROUND_GROWTH)
+            want = {i: math.ceil((cfg.per_class - len(kept[i])) * cfg.oversample * grow) for i in pending}
             per_row = max(1, min(cfg.num_return_sequences, max(want.values()), cfg.batch_size))
             rows = [i for i in pending for _ in range(math.ceil(want[i] / per_row))]
             rows_per_call = max(1, cfg.batch_size // per_row)
@@ -365,12 +370,16 @@ class LanguageEnhancer:
                         new += self._accept(ci, classnames[ci], sent, kept, keys, stats[ci], cfg)
                 if progress is not None and new:
                     progress(new)
+            # a whole oversampled round that added nothing: the model has no more to say about this class
+            for i in pending:
+                if len(kept[i]) == before[i] < cfg.per_class:
+                    stats[i].saturated = True
         for i in range(n_cls):
             stats[i].unique = len(kept[i])
         shortfalls = {s.class_index: s.shortfall for s in stats if s.shortfall}
         if shortfalls:
             log.warning(
-                "%d of %d classes got fewer than %d unique sentences after %d rounds",
+                "%d of %d classes got fewer than %d unique sentences (at most %d rounds)",
                 len(shortfalls), n_cls, cfg.per_class, cfg.max_rounds,
             )
         return LEResult(kept, stats, cfg, model_id=self.model_id, calls=calls, shortfalls=shortfalls)
