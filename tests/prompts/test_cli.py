@@ -82,3 +82,32 @@ def test_list_datasets(capsys):
     assert main(["--list-datasets"]) == 0
     out = capsys.readouterr().out
     assert len(out.splitlines()) == 17 and "a centered satellite photo of" in out
+
+
+def test_interrupted_le_run_resumes_to_the_same_file(tmp_path, monkeypatch, capsys):
+    from synthdata.prompts.le import LanguageEnhancer
+
+    argv = ["--dataset", "cifar100", "--per-class", "1", "--smoke", "--seed", "3", "--quiet", "--max-new-tokens", "4"]
+    out, ref = tmp_path / "p.jsonl", tmp_path / "ref.jsonl"
+    real = LanguageEnhancer.generate
+    calls = []
+
+    def interrupt_second_block(self, classnames, config=None, *, progress=None):
+        calls.append(len(classnames))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, classnames, config, progress=progress)
+
+    monkeypatch.setattr(LanguageEnhancer, "generate", interrupt_second_block)
+    assert main([*argv, "--out", str(out)]) == 130
+    assert "rerun the same command to resume" in capsys.readouterr().err
+    journal = tmp_path / ".p.jsonl.le-journal.jsonl"
+    assert not out.exists() and len(journal.read_text().splitlines()) == 2  # header + block 0
+
+    calls.clear()
+    assert main([*argv, "--out", str(out)]) == 0
+    assert calls == [36]  # only the second block (classes 64..99) was generated again
+    assert not journal.exists()
+    monkeypatch.setattr(LanguageEnhancer, "generate", real)
+    assert main([*argv, "--out", str(ref), "--no-resume"]) == 0
+    assert out.read_bytes() == ref.read_bytes() and len(read_prompts(out)) == 100
