@@ -23,7 +23,7 @@ CLASSES = demo_classes(4)
 FAST = {"model": MODEL, "pretrained": "none", "epochs": 5, "batch_size": 16, "lr": 0.2, "wise_alphas": (0.5,)}
 
 
-def _run(demo, out, resume=True, cache_dir=None, **overrides):
+def _run(demo, out, resume=True, cache_dir=None, bundle=None, **overrides):
     """One run; features are cached in a directory shared by the tests (``demo["cache"]``) unless given."""
     cfg = TuneConfig(**{**FAST, **overrides})
     return run_tuning(
@@ -36,6 +36,7 @@ def _run(demo, out, resume=True, cache_dir=None, **overrides):
         few_shot=demo["real"] if cfg.shots else None,
         resume=resume,
         cache_dir=cache_dir if cache_dir is not None else demo["cache"],
+        bundle=bundle,
     )
 
 
@@ -66,7 +67,12 @@ def test_feature_cache_is_reused_and_keyed_on_the_weights(demo, tmp_path):
         demo, out, resume=False, seed=1, cache_dir=out / "feature_cache"
     )  # other random weights: other features
     assert other["feature_cache"] == {"eval": "miss", "train": "miss"}
-    assert len(list((out / "feature_cache").glob("*.safetensors"))) == 4
+    entries = sorted((out / "feature_cache").glob("*.safetensors"))
+    assert len(entries) == 4
+    for entry in entries:
+        entry.write_bytes(b"not a safetensors file")  # a corrupt entry is recomputed, never trusted
+    again = _run(demo, out, resume=False, seed=1, cache_dir=out / "feature_cache")
+    assert again["feature_cache"] == {"eval": "miss", "train": "miss"} and again["top1"] == other["top1"]
 
 
 _KILL_SCRIPT = """
@@ -118,13 +124,18 @@ def test_resume_after_sigkill_gives_the_same_weights(demo, tmp_path):
 
 
 def test_end_to_end_finetuning_runs_and_saves_the_encoder(demo, tmp_path):
-    torch.manual_seed(0)
-    record = _run(demo, tmp_path / "o", finetune=True, epochs=1, batch_size=32, lr=1e-3)
+    bundle = load_clip(MODEL, "none")
+    before = {k: v.clone() for k, v in bundle.model.visual.state_dict().items()}
+    record = _run(demo, tmp_path / "o", bundle=bundle, finetune=True, epochs=1, batch_size=32, lr=1e-3)
     assert record["mode"] == "finetune" and record["steps"] == 2
-    enc = load_file(tmp_path / "o" / "encoder.safetensors")
-    fresh = load_clip(MODEL, "none").model.visual.state_dict()
-    assert enc.keys() == fresh.keys()
     assert set(record["wise_ft"]) == {"0.0", "0.5", "1.0"}
+    enc = load_file(tmp_path / "o" / "encoder.safetensors")
+    after = bundle.model.visual.state_dict()
+    assert enc.keys() == before.keys()
+    assert all(
+        torch.equal(before[k], after[k]) for k in before
+    )  # the caller's bundle is handed back as it was
+    assert any(not torch.equal(before[k], enc[k]) for k in before)  # and the saved encoder was trained
 
 
 def test_cli_writes_results_and_fails_in_one_line(demo, tmp_path, capsys):

@@ -286,9 +286,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.out / 'results.jsonl'} and heads, confusion.png, config.json, train_log.jsonl")
         return 0
 
+    from synthdata.clip import WeightsUnavailableError
     from synthdata.shards import ShardError
 
-    return run_cli(PROG, body, (ValueError, FileNotFoundError, NotADirectoryError, ShardError, OSError))
+    expected = (ValueError, OSError, ShardError, WeightsUnavailableError)
+    return run_cli(PROG, body, expected)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,8 @@ def run_tuning(
 
     ``cache_dir`` defaults to ``out/feature_cache`` (``cfg.use_cache=False``: no cache). ``bundle``: an
     already loaded :class:`synthdata.clip.ClipBundle` (else loaded from ``cfg``; random weights are drawn
-    from ``cfg.seed``). Training state is saved to ``out/checkpoint.pt`` after every epoch;
+    from ``cfg.seed``); end-to-end fine-tuning hands it back with its original weights (the tuned encoder
+    is saved to ``out/encoder.safetensors``). Training state is saved to ``out/checkpoint.pt`` after every epoch;
     with ``resume`` (default) a run with the same settings, data, classes and model continues from it (and
     one that finished only re-evaluates), ``resume=False`` discards it. ``on_epoch(row)`` is called after
     each epoch with its log row. Returns the result record appended to ``out/results.jsonl``.
@@ -204,7 +205,8 @@ def run_tuning(
                 wise[str(alpha)] = evaluate_logits(
                     wise_head(zs_head, head, alpha)(feats), ev_feats.labels, num_classes
                 ).top1
-        bundle.model.visual.load_state_dict(tuned_visual_state)
+        # The bundle (perhaps the caller's) gets its frozen weights back; the tuned ones go to ENCODER_FILE.
+        bundle.model.visual.load_state_dict(zs_visual_state)
     else:
         with torch.no_grad():
             tuned_logits = head(ev_feats.features)
@@ -250,7 +252,7 @@ def run_tuning(
 
         from synthdata.tune._io import atomic_write_bytes
 
-        state = {k: v.detach().cpu().contiguous() for k, v in bundle.model.visual.state_dict().items()}
+        state = {k: v.detach().cpu().contiguous() for k, v in tuned_visual_state.items()}
         atomic_write_bytes(out / ENCODER_FILE, save(state, metadata={**meta, "kind": "image-encoder"}))
         files["encoder"] = ENCODER_FILE
     save_confusion_png(
