@@ -46,6 +46,11 @@ def test_accelerated_forward_matches_and_state_dict_is_unchanged():
     fast.accelerate(model, attention="sdpa", norm="torch", channels_last=True)  # token-major attention path
     xcl = x.contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(model(xcl, t, text_emb=text), want, atol=1e-5, rtol=1e-5)
+    # the sampler's forward (precomputed conditioning vector) is the model's forward
+    from synthdata.diffusion._layers import timestep_embedding
+
+    emb = model.time_embed(timestep_embedding(t, model.model_channels)) + text.xf_proj
+    torch.testing.assert_close(fast.unet_forward(model, x, emb, text.xf_out), want, atol=1e-5, rtol=1e-5)
     fast.restore(model)
     assert not any(type(m) is fast.FastAttentionBlock for m in model.modules())
     assert any(type(m) is AttentionBlock for m in model.modules())

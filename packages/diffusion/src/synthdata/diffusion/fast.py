@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from synthdata.diffusion._layers import GroupNorm32
+from synthdata.diffusion._layers import GroupNorm32, timestep_embedding
 from synthdata.diffusion.model import AttentionBlock, Text2ImUNet, TextEmbedding
 from synthdata.diffusion.sampling import NoiseSource, needs_step_noise
 from synthdata.diffusion.schedule import GaussianDiffusion
@@ -46,7 +46,15 @@ from synthdata.kernels import (
     maybe_compile,
 )
 
-__all__ = ["FastAttentionBlock", "FastGroupNorm32", "FastOptions", "FastSampler", "accelerate", "restore"]
+__all__ = [
+    "FastAttentionBlock",
+    "FastGroupNorm32",
+    "FastOptions",
+    "FastSampler",
+    "accelerate",
+    "restore",
+    "unet_forward",
+]
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +176,36 @@ def restore(model: nn.Module) -> nn.Module:
     return model
 
 
+def unet_forward(
+    model: Text2ImUNet,
+    x: Tensor,
+    emb: Tensor,
+    xf_out: Tensor | None,
+    *,
+    channels_last: bool = False,
+    **inputs: Tensor,
+) -> Tensor:
+    """``model(x, t, text_emb=...)`` with the conditioning vector ``emb`` given instead of ``t``.
+
+    ``emb`` is ``time_embed(timestep_embedding(t)) + xf_proj`` (float32, one row per row of ``x``): the
+    sampler precomputes the time part of every step once, so a captured step does no host work (the
+    model's own sinusoidal embedding builds its frequencies on the CPU, which a CUDA graph cannot
+    replay). Same blocks, same order, same dtypes as :meth:`Text2ImUNet.forward`.
+    """
+    x = model.prepare_input(x, **inputs)
+    h = x.to(model.dtype, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    hs = []
+    for module in model.input_blocks:
+        h = module(h, emb, xf_out)
+        hs.append(h)
+    h = model.middle_block(h, emb, xf_out)
+    for module in model.output_blocks:
+        h = module(torch.cat([h, hs.pop()], dim=1), emb, xf_out)
+    h = h.to(x.dtype)
+    h = model.out[0](h)
+    return model.out[2](h)
+
+
 # --------------------------------------------------------------------------------------------- sampler
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FastOptions:
@@ -231,7 +269,9 @@ class FastSampler:
         self.channels_last = (self.device.type == "cuda" and model.dtype != torch.float32) if cl is None else cl
         tables = SamplerTables(diffusion.betas, device=self.device)
         self._table = tables.ddim(self.eta) if method == "ddim" else tables.ancestral
-        self._timesteps = torch.tensor(diffusion.timestep_map, dtype=torch.long, device=self.device)
+        timesteps = torch.tensor(diffusion.timestep_map, dtype=torch.long, device=self.device)
+        with torch.no_grad():  # (num_steps, 4 * model_channels) fp32: the time part of every step's emb
+            self._time_emb = model.time_embed(timestep_embedding(timesteps, model.model_channels)).float()
         self._runners: dict[Any, GraphRunner] = {}
         compile_mode = self.options.compile
         own_graphs = compile_mode not in ("reduce-overhead", "max-autotune")
@@ -243,14 +283,13 @@ class FastSampler:
               inputs: Mapping[str, Tensor]) -> Tensor:  # fmt: skip
         guided = self.guidance_scale is not None
         rows = 2 * x.shape[0] if guided else x.shape[0]
-        t = torch.index_select(self._timesteps, 0, i).expand(rows)
+        emb = torch.index_select(self._time_emb, 0, i).expand(rows, -1)
+        if xf_proj is not None:
+            emb = emb + xf_proj.to(emb)
         xin = torch.cat([x, x]) if guided else x
         if guided:
             inputs = {k: torch.cat([v, v]) for k, v in inputs.items()}
-        if self.channels_last:
-            xin = xin.contiguous(memory_format=torch.channels_last)
-        text = None if xf_proj is None else TextEmbedding(xf_proj, xf_out)  # type: ignore[arg-type]
-        out = self.model(xin, t, text_emb=text, **inputs)
+        out = unet_forward(self.model, xin, emb, xf_out, channels_last=self.channels_last, **inputs)
         coefs = SamplerTables.row(self._table, i)
         step = ddim_step if self.method == "ddim" else guided_ancestral_step
         return step(
