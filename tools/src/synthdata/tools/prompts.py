@@ -81,30 +81,34 @@ def _print_datasets() -> None:
 def _summary(rows: list[dict], method: str, quiet: bool) -> None:
     if quiet:
         return
+    from rich import box
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(stderr=True)
-    table = Table(title=f"synth-prompts: {method}, unique prompts per class")
+    table = Table(title=f"synth-prompts: {method}, unique prompts per class", box=box.SIMPLE_HEAD, pad_edge=False)
     cols = ["#", "class", "unique", "wanted"]
+    keys = []
     if method == "le":
-        cols += ["gen", "dup", "no name", "repaired", "dropped", "short"]
+        # the per-class counts of generate(); see docs/prompts.md
+        keys = ["generated", "duplicates", "missing_class", "repaired", "dropped", "shortfall"]
+        cols += ["sampled", "dup", "no name", "rep", "drop", "short"]
     for c in cols:
-        table.add_column(c, justify="left" if c == "class" else "right")
+        table.add_column(c, justify="left" if c == "class" else "right", overflow="fold")
     short = [r for r in rows if r.get("shortfall")]
-    shown = rows if len(rows) <= SUMMARY_ROWS else rows[: SUMMARY_ROWS // 2] + [r for r in short if r not in rows[: SUMMARY_ROWS // 2]]
+    head = rows[: SUMMARY_ROWS // 2]
+    shown = rows if len(rows) <= SUMMARY_ROWS else head + [r for r in short if r not in head]
     for r in shown:
-        vals = [str(r["class_index"]), r["class_name"], str(r["unique"]), str(r["wanted"])]
-        if method == "le":
-            vals += [str(r[k]) for k in ("generated", "duplicates", "missing_class", "repaired", "dropped", "shortfall")]
-        table.add_row(*vals)
+        vals = [str(r["class_index"]), escape(r["class_name"]), str(r["unique"]), str(r["wanted"])]
+        table.add_row(*vals, *(str(r[k]) for k in keys))
     console.print(table)
     if len(shown) < len(rows):
         console.print(f"({len(rows) - len(shown)} more classes not shown; all counts are in the .config.json sidecar)")
     total = sum(r["unique"] for r in rows)
     console.print(f"{total} prompts over {len(rows)} classes")
     if short:
-        names = ", ".join(f"{r['class_index']}:{r['class_name']} (-{r['shortfall']})" for r in short[:20])
+        names = ", ".join(f"{r['class_index']}:{escape(r['class_name'])} (-{r['shortfall']})" for r in short[:20])
         console.print(f"[yellow]warning:[/] {len(short)} classes are short of {rows[0]['wanted']} unique prompts: {names}"
                       + (" ..." if len(short) > 20 else ""))
 
