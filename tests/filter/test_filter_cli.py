@@ -6,6 +6,7 @@ import json
 import shutil
 import tarfile
 
+from synthdata.clip import DEFAULT_TEMPLATES
 from synthdata.shards import iter_samples, list_shards, make_demo, read_dataset_json, verify_dataset
 from synthdata.tools.filter import main
 
@@ -159,3 +160,18 @@ def test_templates_file_and_threshold_rule(demo_dir, tmp_path):
     bad.write_text("no placeholder\n")
     assert main(["--in", str(demo_dir), "--out", str(tmp_path / "G"), "--templates", str(bad), *TINY]) == 2
     shutil.rmtree(out)
+
+
+def test_templates_follow_the_data_set_the_shards_were_made_for(tmp_path):
+    import synthdata.prompts as prompts
+    from synthdata.shards import DatasetInfo, write_dataset_json
+    from synthdata.tools.filter import build_parser, resolve_classes
+
+    src = make_demo(tmp_path / "A", classes=2, per_class=1, size=16)
+    args = build_parser().parse_args(["--in", str(src), "--out", str(tmp_path / "F")])
+    names, templates, origin = resolve_classes(args)
+    assert names == read_dataset_json(src).classes and "dataset.json" in origin
+    assert templates == list(DEFAULT_TEMPLATES)  # "demo" is no built-in data set
+    write_dataset_json(src, DatasetInfo(classes=names, name="eurosat"))
+    _, templates, origin = resolve_classes(args)
+    assert templates == list(prompts.get_dataset("eurosat").templates) and "eurosat" in origin

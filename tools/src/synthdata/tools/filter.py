@@ -133,13 +133,15 @@ def resolve_classes(args: argparse.Namespace) -> tuple[list[str], list[str], str
         info = read_dataset_json(args.src)
         classnames, origin = list(info.classes), f"{args.src}/dataset.json"
         name = info.config.get("dataset") if isinstance(info.config, dict) else None
+        # a generation run is named after its data set
+        name = name if isinstance(name, str) and name else info.name
         prompts = _prompts_module() if isinstance(name, str) and name else None
         if prompts is not None:
             try:
                 templates = list(prompts.get_dataset(name).templates)
                 origin += f" (templates of dataset {name})"
             except ValueError:
-                log.info("dataset %r in dataset.json is not a built-in data set; generic templates", name)
+                log.info("%r in dataset.json is not a built-in data set; generic templates", name)
     if args.templates:
         templates = _read_templates(args.templates)
     return classnames, templates or list(DEFAULT_TEMPLATES), origin
