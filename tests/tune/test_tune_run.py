@@ -164,3 +164,29 @@ def test_cli_writes_results_and_fails_in_one_line(demo, tmp_path, capsys):
     assert len(err) == 1 and "synth-tune: error:" in err[0] and "nope" in err[0]
     assert main([*argv, "--few-shot", str(demo["real"])]) == 2
     assert "--shots" in capsys.readouterr().err
+
+
+def test_cli_class_sources(demo, tmp_path, capsys):
+    names = tmp_path / "classes.txt"
+    names.write_text("\n".join(CLASSES) + "\n")
+    templates = tmp_path / "templates.txt"
+    templates.write_text("# comment\na photo of a {}.\n")
+    out = tmp_path / "cli"
+    argv = [
+        "--train",
+        str(demo["train"]),
+        "--eval",
+        str(demo["eval"]),
+        "--model",
+        MODEL,
+        "--pretrained",
+        "none",
+    ]
+    argv += ["--epochs", "1", "--batch-size", "64", "--out", str(out), "--wise-alphas", "0.5"]
+    assert main([*argv, "--classes", str(names), "--templates", str(templates)]) == 0
+    assert json.loads((out / "config.json").read_text())["templates"] == ["a photo of a {}."]
+    assert main([*argv, "--dataset", "no-such-dataset"]) == 2
+    assert "unknown dataset" in capsys.readouterr().err
+    templates.write_text("no placeholder\n")
+    assert main([*argv, "--classes", str(names), "--templates", str(templates)]) == 2
+    assert "'{}'" in capsys.readouterr().err

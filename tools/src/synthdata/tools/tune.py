@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _read_templates(path: Path) -> list[str]:
     lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
     templates = [ln for ln in lines if ln and not ln.startswith("#")]
-    if not templates or any("{}" not in t for t in templates):
+    if not templates or any("{}" not in t and "{c}" not in t for t in templates):
         raise ValueError(f"{path}: need one template per line, each with '{{}}' for the class name")
     return templates
 
