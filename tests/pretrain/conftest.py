@@ -12,9 +12,9 @@ from synthdata.shards import make_demo
 from ._helpers import CLASSES, PER_CLASS, SHARD_SIZE
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def _one_thread():
-    # the CI machine has 2 cores shared by several jobs; more threads only add contention
+    # CI has 2 cores shared by several jobs: more threads only add contention (restored after the package)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

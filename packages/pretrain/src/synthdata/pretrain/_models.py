@@ -12,14 +12,19 @@ from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from synthdata.pretrain.config import PretrainError
 
 
-def create_model(
-    name: str, num_classes: int, img_size: int, drop_path: float | None = None
-) -> torch.nn.Module:
-    """``timm.create_model(name, pretrained=False, num_classes=...)``; fixed-size models get ``img_size``."""
+def check_model_name(name: str) -> None:
+    """Raise :class:`PretrainError` naming similar models when timm does not know ``name``."""
     if not timm.is_model(name):
         close = timm.list_models(f"*{name.split('_')[0]}*")[:8]
         hint = f" (similar: {', '.join(close)})" if close else ""
         raise PretrainError(f"timm has no model named {name!r}{hint}; see timm.list_models()")
+
+
+def create_model(
+    name: str, num_classes: int, img_size: int, drop_path: float | None = None
+) -> torch.nn.Module:
+    """``timm.create_model(name, pretrained=False, num_classes=...)``; fixed-size models get ``img_size``."""
+    check_model_name(name)
     kwargs: dict[str, Any] = {"pretrained": False, "num_classes": num_classes}
     if drop_path is not None:
         kwargs["drop_path_rate"] = drop_path

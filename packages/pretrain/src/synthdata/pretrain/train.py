@@ -19,7 +19,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 from synthdata.pretrain import _dist
 from synthdata.pretrain._metrics import MetricsLog, write_json_atomic
-from synthdata.pretrain._models import amp_dtype, create_model, data_config, train_criterion, train_transform
+from synthdata.pretrain._models import (
+    amp_dtype,
+    check_model_name,
+    create_model,
+    data_config,
+    train_criterion,
+    train_transform,
+)
 from synthdata.pretrain.checkpoint import (
     FORMAT,
     LAST,
@@ -69,6 +76,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     resume, so multi-node runs need ``--out`` on a shared file system.
     """
     cfg.validate()
+    check_model_name(cfg.model)
     info = _dist.init_distributed(cfg.device)
     try:
         return _train(cfg, info)

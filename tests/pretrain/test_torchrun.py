@@ -1,0 +1,107 @@
+"""The acceptance run: ``torchrun --nproc-per-node 2 --no-python synth-pretrain`` on the CPU (gloo), killed
+mid-run with SIGKILL and rerun: it resumes from the last checkpoint and finishes with disjoint shards per rank.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from synthdata.pretrain import load_checkpoint, read_metrics
+
+EPOCHS = 4
+
+
+def _command(data: Path, out: Path) -> list[str]:
+    bindir = Path(sys.executable).parent
+    torchrun = shutil.which("torchrun", path=str(bindir)) or shutil.which("torchrun")
+    script = shutil.which("synth-pretrain", path=str(bindir)) or shutil.which("synth-pretrain")
+    if torchrun is None or script is None:
+        pytest.skip("torchrun / synth-pretrain are not installed as scripts")
+    return [
+        torchrun, "--standalone", "--nproc-per-node", "2", "--no-python", script,
+        "--data", str(data), "--model", "test_resnet", "--img-size", "32", "--epochs", str(EPOCHS),
+        "--batch-size", "8", "--lr", "3e-3", "--workers", "1", "--shuffle", "32", "--device", "cpu",
+        "--out", str(out), "--log-keys",
+    ]  # fmt: skip
+
+
+def _descendants(pid: int) -> list[int]:
+    """Child processes, recursively (torchrun starts each rank in a session of its own)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _kill_tree(pid: int) -> None:
+    for victim in [*_descendants(pid), pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the ranks to kill through /proc")
+def test_torchrun_two_ranks_killed_and_resumed(demo_shards: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cmd = _command(demo_shards, out)
+    first_ckpt = out / "checkpoints" / "epoch_001.pt"
+    proc = subprocess.Popen(
+        cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not first_ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, f"run ended before it could be killed:\n{proc.stdout.read().decode()}"
+        _kill_tree(proc.pid)  # the launcher, both ranks and their data workers, mid-run
+    finally:
+        if proc.poll() is None:
+            _kill_tree(proc.pid)
+        proc.wait()
+    killed_at = load_checkpoint(out / "checkpoints" / "last.pt")["epoch"]
+    assert 1 <= killed_at < EPOCHS
+
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"finished after epoch {EPOCHS}/{EPOCHS}" in done.stdout
+
+    records = read_metrics(out / "metrics.jsonl")
+    starts = [r for r in records if r["event"] == "start"]
+    assert starts[-1]["resumed"] and starts[-1]["completed_epochs"] == killed_at
+    assert starts[-1]["world_size"] == 2
+    epochs = {r["epoch"]: r for r in records if r["event"] == "epoch"}  # a re-done epoch replaces its line
+    assert sorted(epochs) == list(range(1, EPOCHS + 1))
+    assert epochs[EPOCHS]["train_loss"] < epochs[1]["train_loss"]
+    for record in epochs.values():
+        assert record["shards_read_by_several_ranks"] == 0 and record["shards_per_rank"] == [4, 4]
+    # the keys each rank trained on are disjoint, every epoch
+    for epoch in range(1, EPOCHS + 1):
+        ranks = [
+            set((out / "keys" / f"epoch{epoch:03d}-rank{r:03d}.txt").read_text().split()) for r in (0, 1)
+        ]
+        assert ranks[0] and ranks[1] and not ranks[0] & ranks[1]
+
+    final = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    assert final["epoch"] == EPOCHS and final["world_size"] == 2 and len(final["rng"]) == 2
