@@ -56,6 +56,14 @@ def test_normalize_text():
         ("Fields of crop land.", "annual crop land", False),
         ("A Boeing 707-320 lands.", "707-320", True),
         ("Dogfish swim.", "dog", False),
+        ("Boxes on a shelf.", "box", True),
+        ("Knives on a board.", "knife", True),
+        ("Glasses on a table.", "glass", True),
+        ("A residential building by a road.", "residential buildings", True),
+        ("Players catch the ball.", "cat", False),
+        ("A card on the table.", "car", False),
+        ("The anti-war march.", "ant", False),
+        ("The dog's bone.", "dog", True),
     ],
 )
 def test_contains_class(sentence, name, ok):

@@ -133,3 +133,12 @@ def test_apply_domain():
     assert apply_domain("cat", "a", "") == "a cat"
     spec = get_dataset("eurosat")
     assert spec.domain_prompt("river in a valley") == "a centered satellite photo of river in a valley"
+
+
+def test_every_builtin_class_name_is_found_in_sentences_naming_it():
+    from synthdata.prompts.le import contains_class, keyword_input
+
+    for name in list_datasets():
+        for c in get_dataset(name).classnames:
+            for sentence in (c, keyword_input(c), f"Two {c.lower()}s in a field."):
+                assert contains_class(sentence, c), (name, c, sentence)

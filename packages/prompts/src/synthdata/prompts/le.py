@@ -110,17 +110,24 @@ def normalize_text(text: str) -> str:
     return " ".join(re.findall(r"[0-9a-z]+", text.lower()))
 
 
+def _singulars(tok: str) -> set[str]:
+    """``tok`` and the singulars it could be the plural of (dogs, buses, berries, leaves, knives)."""
+    forms = {tok}
+    if len(tok) >= 2 and tok.endswith("s"):
+        forms.add(tok[:-1])
+        if tok.endswith("es"):
+            forms.add(tok[:-2])
+        if tok.endswith("ies"):
+            forms.add(tok[:-3] + "y")
+        if tok.endswith("ves"):
+            forms.update((tok[:-3] + "f", tok[:-3] + "fe"))
+    return forms
+
+
 def _token_match(name_tok: str, sent_tok: str) -> bool:
-    if sent_tok == name_tok:
-        return True
-    # inflections: dog/dogs, bus/buses, box/boxes, berry/berries, leaf/leaves, knife/knives
-    if sent_tok.startswith(name_tok) and len(sent_tok) - len(name_tok) <= 2 and len(name_tok) >= 2:
-        return True
-    if len(name_tok) > 3 and name_tok.endswith("y") and sent_tok == name_tok[:-1] + "ies":
-        return True
-    if name_tok.endswith("fe") and sent_tok == name_tok[:-2] + "ves":
-        return True
-    return name_tok.endswith("f") and sent_tok == name_tok[:-1] + "ves"
+    """The same word up to a plural, either way round (dog/dogs, buildings/building), but not a longer
+    word that merely starts with it (cat/catch, car/card)."""
+    return name_tok == sent_tok or bool(_singulars(name_tok) & _singulars(sent_tok))
 
 
 def contains_class(sentence: str, classname: str) -> bool:
