@@ -405,7 +405,7 @@ class LanguageEnhancer:
 
         Block ``b`` samples with its own seed derived from ``(config.seed, b)``, so the result is the same
         whether or not the run was interrupted, and whichever blocks were restored. A journal written with
-        other classes, settings, model or block size is ignored and started over. The journal is left in
+        other classes, settings, model, device type or block size is ignored and started over. The journal is left in
         place; the caller removes it once its output is safely written.
         """
         cfg = config or LEConfig()
@@ -413,7 +413,7 @@ class LanguageEnhancer:
             raise ValueError(f"block_classes must be at least 1, got {block_classes}")
         names = list(classnames)
         starts = list(range(0, len(names), block_classes))
-        key = _journal_key(names, cfg, self.model_id, block_classes)
+        key = _journal_key(names, cfg, f"{self.model_id}@{self.device.type}", block_classes)
         done = _read_journal(Path(journal), key) if journal is not None else {}
         if done:
             log.info("resuming language enhancement: %d of %d blocks restored from %s", len(done), len(starts), journal)
