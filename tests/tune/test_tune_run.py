@@ -14,13 +14,21 @@ from safetensors.torch import load_file
 from synthdata.clip import DEFAULT_TEMPLATES, load_clip
 from synthdata.shards import demo_classes
 from synthdata.tools.tune import main
-from synthdata.tune import TuneConfig, load_head, run_tuning
+from synthdata.tune import TuneConfig, encode_images, load_head, load_image_set, run_tuning
 from synthdata.tune.checkpoint import ResumeError
 
 MODEL = "synthdata-tiny-vit"  # random ViT features are spread enough for a head to learn in a few steps
 CLASSES = demo_classes(4)
 # Small data needs more, smaller steps than the paper's 512-image batches (see docs/tune.md).
-FAST = {"model": MODEL, "pretrained": "none", "epochs": 5, "batch_size": 16, "lr": 0.2, "wise_alphas": (0.5,)}
+FAST = {
+    "model": MODEL,
+    "pretrained": "none",
+    "epochs": 5,
+    "batch_size": 16,
+    "lr": 0.2,
+    "wise_alphas": (0.5,),
+    "workers": 0,
+}
 
 
 def _run(demo, out, resume=True, cache_dir=None, bundle=None, **overrides):
@@ -190,3 +198,14 @@ def test_cli_class_sources(demo, tmp_path, capsys):
     templates.write_text("no placeholder\n")
     assert main([*argv, "--classes", str(names), "--templates", str(templates)]) == 2
     assert "'{}'" in capsys.readouterr().err
+
+
+def test_parallel_decoding_gives_the_same_features_in_index_order(demo):
+    bundle = load_clip(MODEL, "none")
+    for source, subset in ((demo["train"], [0, 5, 17, 63]), (demo["eval"], None)):
+        image_set = load_image_set(source, 4)
+        f0, y0 = encode_images(bundle, image_set, subset, batch_size=8, workers=0)
+        f2, y2 = encode_images(bundle, image_set, subset, batch_size=8, workers=2)
+        assert torch.allclose(f0, f2, atol=1e-6) and torch.equal(y0, y2)
+        expected = image_set.labels if subset is None else image_set.labels[subset]
+        assert y0.tolist() == expected.tolist()

@@ -171,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="WiSE-FT mixing coefficients to evaluate (0 = zero-shot, 1 = tuned; default 0,0.1,...,1)",
     )
     g.add_argument("--feature-batch-size", type=int, default=d.feature_batch_size)
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=d.workers,
+        help=f"processes decoding images for feature extraction (default {d.workers}; 0 = in-process)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -262,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             wise_alphas=args.wise_alphas,
             feature_batch_size=args.feature_batch_size,
+            workers=args.workers,
             use_cache=not args.no_cache,
         )
         classnames, templates, source = resolve_classes(args)

@@ -47,6 +47,7 @@ class TuneConfig:
     seed: int = 0
     wise_alphas: tuple[float, ...] = field(default_factory=lambda: DEFAULT_WISE_ALPHAS)
     feature_batch_size: int = 128
+    workers: int = 4
     use_cache: bool = True
 
     def __post_init__(self) -> None:
@@ -68,6 +69,7 @@ class TuneConfig:
             (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.shots is None or self.shots >= 1, f"--shots must be >= 1, got {self.shots}"),
             (self.feature_batch_size >= 1, "feature batch size must be >= 1"),
+            (self.workers >= 0, f"--workers must be >= 0, got {self.workers}"),
             (
                 all(0 <= a <= 1 for a in self.wise_alphas),
                 f"WiSE-FT alphas must lie in [0, 1]: {self.wise_alphas}",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import torch
 from PIL import Image
 
 from synthdata.shards import DATASET_JSON, iter_samples, list_shards, read_dataset_json, sidecar_path
@@ -41,6 +42,7 @@ class ImageSet:
     classes: list[str] | None = None
     config: dict = field(default_factory=dict)
     _fingerprint: str | None = None
+    _positions: dict[tuple[Path, str], int] | None = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -74,24 +76,59 @@ class ImageSet:
 
     def iter_images(self, indices: Sequence[int] | None = None) -> Iterator[tuple[int, Image.Image, int]]:
         """Yield ``(index, RGB image, label)`` for ``indices`` (all by default), in ascending index order."""
-        wanted = None if indices is None else set(int(i) for i in indices)
+        wanted = self._wanted(indices)
+        for unit in self.work_units(wanted):
+            yield from self.iter_unit(unit, wanted)
+
+    def _wanted(self, indices: Sequence[int] | None) -> set[int] | None:
+        return None if indices is None else {int(i) for i in indices}
+
+    def work_units(self, wanted: set[int] | None, chunk: int = 64) -> list[object]:
+        """Independent pieces of the set for parallel decoding, in index order: shard paths (a shard is
+        read sequentially) or chunks of ImageFolder indices."""
         if self.kind == "imagefolder":
-            for i, (path, _) in enumerate(self.items):
-                if wanted is None or i in wanted:
-                    with Image.open(path) as im:
-                        yield i, im.convert("RGB"), int(self.labels[i])
-            return
-        position = {(p.name, k): i for i, (p, k) in enumerate(self.items)}
+            idx = sorted(wanted) if wanted is not None else list(range(len(self.items)))
+            return [idx[i : i + chunk] for i in range(0, len(idx), chunk)]
         shards = list(dict.fromkeys(p for p, _ in self.items))
         if wanted is not None:
             keep = {self.items[i][0] for i in wanted}
             shards = [s for s in shards if s in keep]
-        for sample in iter_samples(shards):
-            i = position.get((sample.shard, sample.key))
+        return shards
+
+    def iter_unit(self, unit: object, wanted: set[int] | None) -> Iterator[tuple[int, Image.Image, int]]:
+        """The wanted samples of one work unit (see :meth:`work_units`)."""
+        if self.kind == "imagefolder":
+            for i in unit:  # type: ignore[union-attr]
+                with Image.open(self.items[i][0]) as im:
+                    yield i, im.convert("RGB"), int(self.labels[i])
+            return
+        if self._positions is None:
+            self._positions = {(p, k): i for i, (p, k) in enumerate(self.items)}
+        shard = Path(unit)  # type: ignore[arg-type]
+        for sample in iter_samples([shard]):
+            i = self._positions.get((shard, sample.key))
             if i is None:
-                raise DataError(f"{sample.shard}: sample {sample.key!r} is not listed in its sidecar")
+                raise DataError(f"{shard.name}: sample {sample.key!r} is not listed in its sidecar")
             if wanted is None or i in wanted:
                 yield i, sample.image, int(sample.cls)
+
+
+class DecodedImages(torch.utils.data.IterableDataset):
+    """``(index, transform(image), label)`` of an :class:`ImageSet`'s wanted samples, its work units split
+    over DataLoader workers (so images decode in parallel); indices restore the order afterwards."""
+
+    def __init__(self, image_set: ImageSet, indices: Sequence[int] | None, transform):
+        self.image_set = image_set
+        self.wanted = image_set._wanted(indices)
+        self.units = image_set.work_units(self.wanted)
+        self.transform = transform
+
+    def __iter__(self) -> Iterator[tuple[int, torch.Tensor, int]]:
+        info = torch.utils.data.get_worker_info()
+        units = self.units if info is None else self.units[info.id :: info.num_workers]
+        for unit in units:
+            for i, image, label in self.image_set.iter_unit(unit, self.wanted):
+                yield i, self.transform(image), label
 
 
 def is_shard_dir(path: str | os.PathLike[str]) -> bool:

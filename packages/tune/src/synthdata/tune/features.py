@@ -26,7 +26,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from synthdata.tune._io import atomic_write_bytes
-from synthdata.tune.data import ImageSet
+from synthdata.tune.data import DecodedImages, ImageSet
 
 log = logging.getLogger(__name__)
 
@@ -98,47 +98,64 @@ def encode_images(
     indices: Sequence[int] | None = None,
     *,
     batch_size: int = 128,
+    workers: int = 0,
     model: torch.nn.Module | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Preprocess and encode the images at ``indices`` (all by default) with ``model`` (the bundle's by
-    default) in eval mode; returns normalised fp32 features on the CPU and the int64 labels, index order."""
+    default) in eval mode; returns normalised fp32 features on the CPU and the int64 labels, index order.
+
+    ``workers`` > 0 decodes and preprocesses in that many DataLoader processes (shards or ImageFolder
+    chunks split between them; at most one per usable CPU); the result does not depend on it.
+    """
     import torch.nn.functional as F
 
     model = model if model is not None else bundle.model
+    dataset = DecodedImages(image_set, indices, bundle.preprocess)
+    workers = min(workers, len(dataset.units), _usable_cpus())
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        pin_memory=torch.device(bundle.device).type == "cuda",
+        persistent_workers=False,
+    )
     was_training = model.training
     model.eval()
+    order: list[torch.Tensor] = []
     feats: list[torch.Tensor] = []
-    labels: list[int] = []
-    batch: list[torch.Tensor] = []
-
-    def flush() -> None:
-        x = torch.stack(batch).to(device=bundle.device, dtype=bundle.dtype)
-        feats.append(F.normalize(model.encode_image(x).float(), dim=-1).cpu())
-        batch.clear()
-
+    labels: list[torch.Tensor] = []
     try:
-        for _, image, label in image_set.iter_images(indices):
-            batch.append(bundle.preprocess(image))
-            labels.append(label)
-            if len(batch) == batch_size:
-                flush()
-        if batch:
-            flush()
+        for idx, x, y in loader:
+            x = x.to(device=bundle.device, dtype=bundle.dtype, non_blocking=True)
+            feats.append(F.normalize(model.encode_image(x).float(), dim=-1).cpu())
+            order.append(idx)
+            labels.append(y)
     finally:
         model.train(was_training)
     if not feats:
         raise ValueError(f"{image_set.describe()}: no images to encode")
-    return torch.cat(feats), torch.as_tensor(labels, dtype=torch.int64)
+    perm = torch.argsort(torch.cat(order))
+    return torch.cat(feats)[perm], torch.cat(labels).to(torch.int64)[perm]
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class FeatureCache:
     """Features of image sets under one frozen model, computed once and stored in ``directory``
     (``None``: never stored)."""
 
-    def __init__(self, bundle, directory: str | os.PathLike[str] | None, *, batch_size: int = 128):
+    def __init__(
+        self, bundle, directory: str | os.PathLike[str] | None, *, batch_size: int = 128, workers: int = 0
+    ):
         self.bundle = bundle
         self.directory = Path(directory) if directory is not None else None
         self.batch_size = batch_size
+        self.workers = workers
         self._encoder: str | None = None
 
     @property
@@ -168,7 +185,11 @@ class FeatureCache:
         sel = np.arange(len(image_set)) if indices is None else np.sort(np.asarray(indices, dtype=np.int64))
         if self.directory is None:
             f, y = encode_images(
-                self.bundle, image_set, None if indices is None else sel, batch_size=self.batch_size
+                self.bundle,
+                image_set,
+                None if indices is None else sel,
+                batch_size=self.batch_size,
+                workers=self.workers,
             )
             return Features(f, y, sel, "off", time.perf_counter() - start)
         key, description = self.key(image_set, None if indices is None else sel)
@@ -178,7 +199,11 @@ class FeatureCache:
             log.info("feature cache hit: %s (%s, %d images)", path.name, image_set.describe(), len(sel))
             return Features(*loaded, sel, "hit", time.perf_counter() - start, key)
         f, y = encode_images(
-            self.bundle, image_set, None if indices is None else sel, batch_size=self.batch_size
+            self.bundle,
+            image_set,
+            None if indices is None else sel,
+            batch_size=self.batch_size,
+            workers=self.workers,
         )
         metadata = {
             "key": key,

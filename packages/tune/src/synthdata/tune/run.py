@@ -37,7 +37,7 @@ CONFUSION_FILE = "confusion.png"
 CHECKPOINT_FILE = "checkpoint.pt"
 
 # Settings that do not change the trained weights, so a run may resume with other values for them.
-_NOT_IN_RUN_ID = ("device", "wise_alphas", "feature_batch_size", "use_cache")
+_NOT_IN_RUN_ID = ("device", "wise_alphas", "feature_batch_size", "workers", "use_cache")
 
 
 def _round(x: float | None, nd: int = 6) -> float | None:
@@ -116,7 +116,7 @@ def run_tuning(
     zs_head = zeroshot_head(zeroshot_weights(bundle, classnames, templates), scale).eval()
     timings["load_model_s"] = time.perf_counter() - t
 
-    cache = FeatureCache(bundle, cache_root, batch_size=cfg.feature_batch_size)
+    cache = FeatureCache(bundle, cache_root, batch_size=cfg.feature_batch_size, workers=cfg.workers)
     cache_use: dict[str, str] = {}
 
     # 1. The zero-shot head on the real test set, before anything is trained.
@@ -192,7 +192,9 @@ def run_tuning(
     if cfg.finetune:
         assert zs_visual_state is not None
         tuned_visual_state = {k: v.detach().clone() for k, v in bundle.model.visual.state_dict().items()}
-        tuned_feats, _ = encode_images(bundle, eval_set, batch_size=cfg.feature_batch_size)
+        tuned_feats, _ = encode_images(
+            bundle, eval_set, batch_size=cfg.feature_batch_size, workers=cfg.workers
+        )
         with torch.no_grad():
             tuned_eval = evaluate_logits(head(tuned_feats), ev_feats.labels, num_classes)
         for alpha in cfg.wise_alphas:
@@ -200,7 +202,7 @@ def run_tuning(
                 wise[str(alpha)] = zs_eval.top1 if alpha == 0.0 else tuned_eval.top1
                 continue
             bundle.model.visual.load_state_dict(interpolate_state(zs_visual_state, tuned_visual_state, alpha))
-            feats, _ = encode_images(bundle, eval_set, batch_size=cfg.feature_batch_size)
+            feats, _ = encode_images(bundle, eval_set, batch_size=cfg.feature_batch_size, workers=cfg.workers)
             with torch.no_grad():
                 wise[str(alpha)] = evaluate_logits(
                     wise_head(zs_head, head, alpha)(feats), ev_feats.labels, num_classes

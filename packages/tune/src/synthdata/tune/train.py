@@ -252,14 +252,12 @@ def _shuffled_stream(syn_set, seed: int, epoch: int, buffer: int) -> Iterator[tu
     rng = random.Random(item_seed(seed, str(epoch), stream="tune-e2e"))
     shards = list(dict.fromkeys(p for p, _ in syn_set.items))
     rng.shuffle(shards)
-    position = {(p.name, k): i for i, (p, k) in enumerate(syn_set.items)}
-    from synthdata.shards import iter_samples
-
     pool: list[tuple[int, object, int]] = []
-    for sample in iter_samples(shards):
-        pool.append((position[(sample.shard, sample.key)], sample.image, int(sample.cls)))
-        if len(pool) >= buffer:
-            yield pool.pop(rng.randrange(len(pool)))
+    for shard in shards:
+        for item in syn_set.iter_unit(shard, None):
+            pool.append(item)
+            if len(pool) >= buffer:
+                yield pool.pop(rng.randrange(len(pool)))
     rng.shuffle(pool)
     yield from pool
 
