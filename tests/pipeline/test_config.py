@@ -30,6 +30,7 @@ def test_needs_exactly_one_class_source(tmp_path):
         ({"few_shot": "x"}, "go together"),
         ({"size": 128}, "--size"),
         ({"prompt_method": "gpt"}, "--prompt-method"),
+        ({"images_per_prompt": 0}, "--images-per-prompt"),
         ({"eval_dir": "/nonexistent/eval"}, "no such file"),
     ],
 )
@@ -43,9 +44,15 @@ def test_smoke_and_paper_defaults():
     assert smoke.clip_model.startswith("synthdata-tiny") and smoke.size == 64 and smoke.images_per_class == 4
     paper = PipelineConfig(dataset="cifar10").resolved()
     assert (paper.clip_model, paper.clip_pretrained, paper.size, paper.base_respacing) == ("RN50", "openai", 256, "100")
-    assert paper.keep_per_class == default_keep(500) == 250
+    assert (paper.images_per_class, paper.images_per_prompt, paper.prompts_per_class) == (2000, 10, 200)
+    assert paper.keep_per_class == default_keep(2000) == 800 and paper.prompt_method == "le"
     explicit = PipelineConfig(dataset="cifar10", smoke=True, images_per_class=9, epochs=1).resolved()
-    assert (explicit.images_per_class, explicit.epochs, explicit.keep_per_class) == (9, 1, 5)
+    assert (explicit.images_per_class, explicit.epochs, explicit.keep_per_class) == (9, 1, 4)
+
+
+def test_few_shot_paper_defaults(tmp_path):
+    cfg = PipelineConfig(dataset="eurosat", few_shot=str(tmp_path), shots=16).resolved()
+    assert (cfg.images_per_class, cfg.keep_per_class, cfg.prompt_method) == (800, 800, "basic")
 
 
 def test_keep_more_than_generated_is_refused():

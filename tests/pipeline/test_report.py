@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,8 @@ from synthdata.tools._pipeline import layout
 from synthdata.tools._pipeline.report import render_report
 from synthdata.tools._pipeline.stages import StageMarker, write_marker
 
-CHROMIUM = "/usr/bin/chromium"
+from ._browser import CHROMIUM, dump_dom, rendered_counts
+
 STAGES = ["prompts", "generate", "filter", "eval", "tune", "report"]
 
 
@@ -84,24 +84,6 @@ def test_report_of_an_unfinished_run_still_renders(tmp_path):
     run_dir.mkdir()
     html = render_report(run_dir, STAGES).read_text("utf-8")
     assert "No results yet" in html and "<img" not in html.split("<script>")[0]
-
-
-def dump_dom(html_path: Path, tmp_path: Path) -> str:
-    """The DOM of ``html_path`` after its load event, from headless Chromium."""
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--dump-dom", html_path.resolve().as_uri()]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
-
-
-def rendered_counts(dom: str) -> tuple[int, int]:
-    body = re.search(r"<body([^>]*)>", dom)
-    assert body, dom[:500]
-    total = re.search(r'data-images="(\d+)"', body.group(1))
-    ok = re.search(r'data-images-rendered="(\d+)"', body.group(1))
-    assert total and ok, "the report's load script did not run"
-    return int(total.group(1)), int(ok.group(1))
 
 
 @pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian chromium is not installed")

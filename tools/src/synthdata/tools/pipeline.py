@@ -32,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dataset", metavar="NAME", help="a built-in dataset (synth-prompts --list-datasets)")
     g.add_argument("--classes", metavar="FILE", help="a class list: .txt (one a line), .json or .csv")
     g.add_argument("--out", type=Path, required=True, metavar="DIR", help="the run directory (new, or a previous run to resume)")
-    g.add_argument("--images-per-class", type=int, metavar="N", help="generated images a class (default 500; 4 with --smoke)")
-    g.add_argument("--keep-per-class", type=int, metavar="N", help="images a class the filter keeps (default: half)")
+    g.add_argument("--images-per-class", type=int, metavar="N", help="generated images a class (default 2000; 800 few-shot; 4 with --smoke)")
+    g.add_argument("--keep-per-class", type=int, metavar="N", help="images a class the filter keeps (default 40%%; all few-shot)")
     g.add_argument("--smoke", action="store_true", help="tiny random models of the real architectures (CPU, minutes; images are noise)")
     g.add_argument("--seed", type=int, default=0, help="global seed (default 0); same seed, same run")
     g.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
@@ -45,10 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--eval-per-class", type=int, metavar="N", help="size of the smoke stand-in test set a class (default 2)")
 
     g = p.add_argument_group("stages (defaults: the paper's recipe)")
-    g.add_argument("--prompt-method", choices=["le", "template"], default="le", help="le (default) or template")
+    g.add_argument("--prompt-method", choices=["le", "template", "basic"],
+                   help="le (Language Enhancement; the zero-shot default), template (the dataset's CLIP templates) "
+                   "or basic ('<prefix> <class>'; the few-shot default)")
     g.add_argument("--prefix", metavar="TEXT", help="domain prefix of the prompts (default: the dataset's)")
     g.add_argument("--le-model", metavar="ID", help="Language Enhancement model (default: the paper's T5)")
-    g.add_argument("--images-per-prompt", type=int, default=1, metavar="N", help="images a prompt (default 1)")
+    g.add_argument("--images-per-prompt", type=int, metavar="N", help="images a prompt (default 10; 1 few-shot or --smoke)")
     g.add_argument("--size", type=int, choices=[64, 256], help="image size: 64 (base) or 256 (with the upsampler; default)")
     g.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (default 3.0)")
     g.add_argument("--base-respacing", metavar="STEPS", help="base sampler steps (default 100)")

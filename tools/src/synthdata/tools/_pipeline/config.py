@@ -20,10 +20,16 @@ class PipelineError(Exception):
 
 #: Defaults that differ between ``--smoke`` (tiny random models, CPU, seconds) and a real run (the paper's
 #: recipe). Recorded, resolved, in ``R/config.json``.
+PROMPT_METHODS = ("le", "template", "basic")
+
 SMOKE_DEFAULTS: dict[str, Any] = {
     "images_per_class": 4,
+    "images_per_prompt": 1,
     "size": 64,
-    "base_respacing": "10",
+    # The generation runner's smoke defaults (synthdata.diffusion.runner.SMOKE_*_RESPACING): tiny random
+    # models make noise whatever the step count.
+    "base_respacing": "3",
+    "up_respacing": "ddim2",
     "gen_batch_size": 16,
     "clip_model": "synthdata-tiny-rn",
     "clip_pretrained": "none",
@@ -31,10 +37,14 @@ SMOKE_DEFAULTS: dict[str, Any] = {
     "tune_batch_size": 32,
     "eval_per_class": 2,
 }
+# The official code's zero-shot recipe: 200 Language Enhancement sentences a class, 10 images each (2000
+# a class), the CLIP filter keeping 800 (see FEW_SHOT_DEFAULTS for the few-shot one).
 PAPER_DEFAULTS: dict[str, Any] = {
-    "images_per_class": 500,
+    "images_per_class": 2000,
+    "images_per_prompt": 10,
     "size": 256,
     "base_respacing": "100",
+    "up_respacing": "fast27",
     "gen_batch_size": None,  # synth-generate's own default
     "clip_model": "RN50",
     "clip_pretrained": "openai",
@@ -42,6 +52,10 @@ PAPER_DEFAULTS: dict[str, Any] = {
     "tune_batch_size": None,  # synth-tune's default: the paper's 512
     "eval_per_class": 50,
 }
+
+#: Few-shot (``--few-shot``/``--shots``, real runs): the official code generates 800 images a class with Real
+#: Guidance from the basic prompt ``"<prefix> <class>"`` and trains on all of them (the filter only scores).
+FEW_SHOT_DEFAULTS: dict[str, Any] = {"images_per_class": 800, "images_per_prompt": 1, "prompt_method": "basic"}
 
 #: Settings that change how fast a stage runs but not what it writes; they are saved but not hashed, so
 #: changing them on a rerun does not invalidate finished stages.
@@ -57,7 +71,7 @@ class PipelineConfig:
     dataset: str | None = None
     classes_file: str | None = None
     images_per_class: int | None = None
-    images_per_prompt: int = 1
+    images_per_prompt: int | None = None
     keep_per_class: int | None = None
     seed: int = 0
     smoke: bool = False
@@ -68,14 +82,14 @@ class PipelineConfig:
     few_shot: str | None = None
     shots: int | None = None
     # Prompts.
-    prompt_method: str = "le"
+    prompt_method: str | None = None
     prefix: str | None = None
     le_model: str | None = None
     # Generation.
     size: int | None = None
     guidance: float = 3.0
     base_respacing: str | None = None
-    up_respacing: str = "fast27"
+    up_respacing: str | None = None
     upsample_temp: float = 0.997
     gen_batch_size: int | None = None
     image_format: str = "png"
@@ -94,13 +108,13 @@ class PipelineConfig:
             raise PipelineError("--few-shot DIR and --shots K go together")
         checks = [
             (self.images_per_class is None or self.images_per_class >= 1, "--images-per-class must be >= 1"),
-            (self.images_per_prompt >= 1, "--images-per-prompt must be >= 1"),
+            (self.images_per_prompt is None or self.images_per_prompt >= 1, "--images-per-prompt must be >= 1"),
             (self.keep_per_class is None or self.keep_per_class >= 1, "--keep-per-class must be >= 1"),
             (self.eval_per_class is None or self.eval_per_class >= 1, "--eval-per-class must be >= 1"),
             (self.shots is None or self.shots >= 1, "--shots must be >= 1"),
             (self.epochs is None or self.epochs >= 1, "--epochs must be >= 1"),
             (self.size in (None, 64, 256), "--size must be 64 or 256"),
-            (self.prompt_method in ("le", "template"), "--prompt-method must be le or template"),
+            (self.prompt_method in (None, *PROMPT_METHODS), "--prompt-method must be le, template or basic"),
             (self.image_format in ("png", "jpg", "webp"), "--format must be png, jpg or webp"),
         ]
         for ok, message in checks:
@@ -114,7 +128,10 @@ class PipelineConfig:
 
     def resolved(self) -> PipelineConfig:
         """A copy with every mode default filled in and paths made absolute."""
-        defaults = SMOKE_DEFAULTS if self.smoke else PAPER_DEFAULTS
+        defaults = dict(SMOKE_DEFAULTS if self.smoke else PAPER_DEFAULTS)
+        if self.few_shot is not None and not self.smoke:
+            defaults.update(FEW_SHOT_DEFAULTS)
+        defaults.setdefault("prompt_method", "le")
         changes: dict[str, Any] = {k: v for k, v in defaults.items() if getattr(self, k) is None}
         for name in ("classes_file", "eval_dir", "few_shot"):
             value = getattr(self, name)
@@ -124,7 +141,9 @@ class PipelineConfig:
             changes["clip_pretrained"] = "openai"
         cfg = dataclasses.replace(self, **changes)
         if cfg.keep_per_class is None:
-            cfg.keep_per_class = default_keep(cfg.images_per_class)  # type: ignore[arg-type]
+            few_shot_paper = cfg.few_shot is not None and not cfg.smoke
+            n = int(cfg.images_per_class)  # type: ignore[arg-type]
+            cfg.keep_per_class = n if few_shot_paper else default_keep(n)
         if cfg.keep_per_class > cfg.images_per_class:  # type: ignore[operator]
             raise PipelineError(
                 f"--keep-per-class {cfg.keep_per_class} is more than --images-per-class {cfg.images_per_class}"
@@ -133,8 +152,10 @@ class PipelineConfig:
 
     @property
     def prompts_per_class(self) -> int:
-        """Prompts per class so that prompts x images per prompt >= images per class."""
-        return math.ceil((self.images_per_class or 1) / self.images_per_prompt)
+        """Prompts per class so that prompts x images per prompt (x shots, with Real Guidance: every prompt
+        is paired with each of its class's reference images) >= images per class."""
+        per_prompt = (self.images_per_prompt or 1) * (self.shots or 1)
+        return math.ceil((self.images_per_class or 1) / per_prompt)
 
     @property
     def name(self) -> str:
@@ -158,20 +179,22 @@ class PipelineConfig:
 
 
 def default_keep(images_per_class: int) -> int:
-    """The filter's default quota: half the generated images of a class, rounded up (at least 1)."""
-    return max(1, math.ceil(images_per_class / 2))
+    """The filter's default zero-shot quota: 40% of the generated images of a class (the official code keeps
+    800 of 2000), rounded up, at least 1."""
+    return max(1, math.ceil(images_per_class * 2 / 5))
 
 
 STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "prompts": ("dataset", "classes_file", "smoke", "seed", "prompt_method", "prefix", "le_model"),
+    "fewshot": ("dataset", "classes_file", "few_shot", "shots", "seed"),
     "generate": (
         "smoke", "seed", "images_per_class", "images_per_prompt", "size", "guidance", "base_respacing",
-        "up_respacing", "upsample_temp", "image_format", "few_shot", "shots", "gen_batch_size", "device",
+        "up_respacing", "upsample_temp", "image_format", "shots", "gen_batch_size", "device",
     ),
     "filter": ("smoke", "clip_model", "clip_pretrained", "filter_rule", "keep_per_class", "seed", "device"),
     "eval": ("dataset", "classes_file", "eval_per_class", "seed"),
     "tune": (
-        "smoke", "clip_model", "clip_pretrained", "epochs", "tune_batch_size", "lr", "few_shot", "shots",
+        "smoke", "clip_model", "clip_pretrained", "epochs", "tune_batch_size", "lr", "shots",
         "seed", "device",
     ),
     "report": ("smoke",),

@@ -20,12 +20,25 @@ class RunContext:
     clip_templates: list[str]
     prefix: str
     suffix: str
-    device: str
     _clip: Any = None
+    _device: str | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
     def path(self, rel: str) -> Path:
         return self.run_dir / rel
+
+    @property
+    def device(self) -> str:
+        """The torch device of ``cfg.device`` (``auto``: CUDA when available), resolved on first use, so a
+        run whose stages are all finished never imports torch."""
+        if self._device is None:
+            if self.cfg.device != "auto":
+                self._device = self.cfg.device
+            else:
+                import torch
+
+                self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        return self._device
 
     def clip(self) -> Any:
         """The CLIP model shared by the filter and tune stages, loaded once per process.

@@ -2,6 +2,7 @@
 
 CONFIG = "config.json"  # the full resolved configuration, versions and command line
 PROMPTS = "prompts.jsonl"  # prompts stage
+FEW_SHOT_DIR = "few_shot"  # fewshot stage: the K real images a class, as an ImageFolder (NNN_slug/*.png)
 GENERATED_DIR = "generated"  # generate stage: shards + dataset.json
 FILTER_DIR = "filtered"  # filter stage: kept shards, scores.jsonl, report.json, report/*.png
 EVAL_DIR = "eval"  # eval stage (smoke runs without --eval only): a procedural stand-in test set

@@ -102,14 +102,6 @@ def resolve_classes(cfg: PipelineConfig) -> tuple[list[str], list[str], str, str
     return names, templates, prefix, suffix
 
 
-def _resolve_device(name: str) -> str:
-    if name != "auto":
-        return name
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 @contextlib.contextmanager
 def _locked(run_dir: Path) -> Iterator[None]:
     fh = open(run_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the whole run
@@ -186,6 +178,8 @@ def run_stage(ctx: RunContext, stage: Stage, *, force: bool = False) -> StageOut
     atomic_write_json(attempt, {"config_hash": chash, "inputs": inputs, "started": _now()})
     started, t0 = _now(), time.perf_counter()
     info = stage.run(ctx) or {}
+    if ctx._device is not None:
+        info.setdefault("device", ctx._device)
     seconds = time.perf_counter() - t0
     missing = [rel for rel in stage.outputs if not ctx.path(rel).exists()]
     if missing:
@@ -219,7 +213,6 @@ def write_config(ctx: RunContext, argv: Sequence[str] | None) -> None:
             "clip_templates": ctx.clip_templates,
             "prefix": ctx.prefix,
             "suffix": ctx.suffix,
-            "device": ctx.device,
             "argv": list(argv) if argv is not None else sys.argv[1:],
             "versions": _versions(),
             "written": _now(),
@@ -252,7 +245,7 @@ def run_pipeline(
             "only --smoke runs use a stand-in test set"
         )
     classnames, templates, prefix, suffix = resolve_classes(cfg)
-    ctx = RunContext(cfg, run_dir, classnames, templates, prefix, suffix, _resolve_device(cfg.device))
+    ctx = RunContext(cfg, run_dir, classnames, templates, prefix, suffix)
     outcomes: list[StageOutcome] = []
     with _locked(run_dir):
         write_config(ctx, argv)
@@ -269,11 +262,18 @@ def run_pipeline(
 
 
 def _build_stages() -> list[Stage]:
-    from synthdata.tools._pipeline import stage_eval, stage_filter, stage_generate, stage_prompts, stage_tune
+    from synthdata.tools._pipeline import (
+        stage_eval,
+        stage_fewshot,
+        stage_filter,
+        stage_generate,
+        stage_prompts,
+        stage_tune,
+    )
     from synthdata.tools._pipeline.report import render_report
 
     def report_inputs(ctx: RunContext) -> dict[str, Path]:
-        deps = {s: marker_path(ctx.run_dir, s) for s in ("prompts", "generate", "filter", "eval", "tune")}
+        deps = {s.name: marker_path(ctx.run_dir, s.name) for s in STAGES if s.name != "report"}
         return {**deps, "results": ctx.path(layout.RESULTS)}
 
     def run_report(ctx: RunContext) -> dict[str, Any]:
@@ -282,6 +282,7 @@ def _build_stages() -> list[Stage]:
 
     return [
         stage_prompts.STAGE,
+        stage_fewshot.STAGE,
         stage_generate.STAGE,
         stage_filter.STAGE,
         stage_eval.STAGE,

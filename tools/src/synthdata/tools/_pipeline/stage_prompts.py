@@ -1,5 +1,6 @@
-"""Stage ``prompts``: class names → ``R/prompts.jsonl`` with :mod:`synthdata.prompts` (Language
-Enhancement by default, the paper's recipe; or the dataset's CLIP templates)."""
+"""Stage ``prompts``: class names → ``R/prompts.jsonl`` with :mod:`synthdata.prompts`: Language Enhancement
+(the paper's zero-shot recipe), the dataset's CLIP templates, or the basic ``"<prefix> <class>"`` prompt (the
+official few-shot recipe)."""
 
 from __future__ import annotations
 
@@ -30,16 +31,18 @@ def run(ctx: RunContext) -> dict[str, Any]:
     cfg = ctx.cfg
     per_class = cfg.prompts_per_class
     try:
-        if cfg.prompt_method == "template":
-            explicit = cfg.prefix is not None
+        if cfg.prompt_method in ("template", "basic"):
+            # basic: the single prompt "<prefix> <class><suffix>" (the official few-shot recipe); template:
+            # the dataset's CLIP templates in turn (an explicit --prefix makes it basic, as synth-prompts does).
+            basic = cfg.prompt_method == "basic" or cfg.prefix is not None
             records = template_prompts(
                 ctx.classnames,
                 _templates(ctx),
                 per_class,
-                prefix=ctx.prefix if explicit else None,
-                suffix=ctx.suffix if explicit else "",
+                prefix=ctx.prefix if basic else None,
+                suffix=ctx.suffix if basic else "",
             )
-            info: dict[str, Any] = {"method": "template"}
+            info: dict[str, Any] = {"method": cfg.prompt_method}
         else:
             records, info = _le(ctx, per_class)
         n = write_prompts(ctx.path(layout.PROMPTS), records)

@@ -23,7 +23,7 @@ def _eval_dir(ctx: RunContext) -> Path:
 def _inputs(ctx: RunContext) -> dict[str, Path]:
     deps = {"filtered": ctx.path(layout.FILTER_DIR), "eval": _eval_dir(ctx)}
     if ctx.cfg.few_shot:
-        deps["few_shot"] = Path(ctx.cfg.few_shot)
+        deps["few_shot"] = ctx.path(layout.FEW_SHOT_DIR)
     return deps
 
 
@@ -92,7 +92,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
             eval_data=_eval_dir(ctx),
             out=ctx.path(layout.TUNE_DIR),
             train=[ctx.path(layout.FILTER_DIR)],
-            few_shot=cfg.few_shot,
+            few_shot=ctx.path(layout.FEW_SHOT_DIR) if cfg.few_shot else None,
             bundle=ctx.clip(),
         )
     except (DataError, ShardError, ValueError, FileNotFoundError) as exc:
