@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from synthdata.clip import DEFAULT_TEMPLATES, load_clip
 from synthdata.shards import demo_classes
 from synthdata.tools.tune import main
-from synthdata.tune import TuneConfig, encode_images, load_head, load_image_set, run_tuning
+from synthdata.tune import FeatureCache, TuneConfig, encode_images, load_head, load_image_set, run_tuning
 from synthdata.tune.checkpoint import ResumeError
 
 MODEL = "synthdata-tiny-vit"  # random ViT features are spread enough for a head to learn in a few steps
@@ -66,21 +66,23 @@ def test_tuned_head_beats_zero_shot_on_held_out_data(demo, tmp_path):
 
 
 def test_feature_cache_is_reused_and_keyed_on_the_weights(demo, tmp_path):
-    out = tmp_path / "o"
-    _run(demo, out, cache_dir=out / "feature_cache")
-    again = _run(demo, out, resume=False, cache_dir=out / "feature_cache")
-    assert again["feature_cache"] == {"eval": "hit", "train": "hit"}
+    out, cache = tmp_path / "o", tmp_path / "o" / "feature_cache"
+    first = _run(demo, out, cache_dir=cache)
+    again = _run(demo, out, resume=False, cache_dir=cache)
+    assert again["feature_cache"] == {"eval": "hit", "train": "hit"} and again["top1"] == first["top1"]
     assert len((out / "results.jsonl").read_text().splitlines()) == 2
-    other = _run(
-        demo, out, resume=False, seed=1, cache_dir=out / "feature_cache"
-    )  # other random weights: other features
-    assert other["feature_cache"] == {"eval": "miss", "train": "miss"}
-    entries = sorted((out / "feature_cache").glob("*.safetensors"))
-    assert len(entries) == 4
+    entries = sorted(cache.glob("*.safetensors"))
+    assert len(entries) == 2
     for entry in entries:
         entry.write_bytes(b"not a safetensors file")  # a corrupt entry is recomputed, never trusted
-    again = _run(demo, out, resume=False, seed=1, cache_dir=out / "feature_cache")
-    assert again["feature_cache"] == {"eval": "miss", "train": "miss"} and again["top1"] == other["top1"]
+    third = _run(demo, out, resume=False, cache_dir=cache)
+    assert third["feature_cache"] == {"eval": "miss", "train": "miss"} and third["top1"] == first["top1"]
+    # Other random weights (another seed) or another subset give another key.
+    train = load_image_set(demo["train"], 4)
+    key = FeatureCache(load_clip(MODEL, "none", seed=0), cache).key(train)[0]
+    assert key == entries[0].stem or key == entries[1].stem
+    assert FeatureCache(load_clip(MODEL, "none", seed=1), cache).key(train)[0] != key
+    assert FeatureCache(load_clip(MODEL, "none", seed=0), cache).key(train, [0, 1])[0] != key
 
 
 _KILL_SCRIPT = """
