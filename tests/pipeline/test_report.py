@@ -39,7 +39,9 @@ def fake_run(run_dir: Path, classes: list[str]) -> Path:
                      "mean_confidence": 0.4, "chosen_instead": {classes[(i + 1) % 3]: 1}} for i, n in enumerate(classes)],
         "files": {"confidence_hist": str(run_dir / layout.FILTER_DIR / "report" / "confidence_hist.png")},
     }))
+    make_demo(run_dir / layout.FEW_SHOT_DIR, classes=len(classes), per_class=1, size=32, imagefolder=True)
     (run_dir / layout.TUNE_DIR).mkdir()
+    Image.new("RGB", (30, 30), (200, 10, 10)).save(run_dir / layout.TUNE_DIR / "confusion.png")
     (run_dir / layout.TUNE_DIR / "train_log.jsonl").write_text("".join(
         json.dumps({"epoch": e, "step": 2 * e, "lr": 1e-3 / e, "loss": 2.0 / e, "syn_loss": 1.5 / e, "real_loss": 0.0,
                     "train_top1": 0.3 * e / 3, "seconds": 0.1}) + "\n" for e in (1, 2, 3)
@@ -76,7 +78,9 @@ def test_report_has_every_section_and_escapes_text(tmp_path):
         assert not Path(src).is_absolute()
     names = {Path(s).name for s in srcs}
     assert {"timings.png", "training.png", "filter_per_class.png", "accuracy_per_class.png",
-            "confidence_hist.png", "sheet_generated-00.png", "sheet_kept-00.png"} <= names
+            "confidence_hist.png", "sheet_generated-00.png", "sheet_kept-00.png", "sheet_real-00.png",
+            "confusion.png"} <= names
+    assert "wise-ft (best α = 0.5)" in html
 
 
 def test_report_of_an_unfinished_run_still_renders(tmp_path):

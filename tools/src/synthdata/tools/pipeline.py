@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from synthdata.tools._pipeline import PipelineError
 
-    return run_cli(PROG, lambda: _body(args, argv), (PipelineError,))
+    # OSError: a full disk or an unwritable --out is the user's to fix, not a bug.
+    return run_cli(PROG, lambda: _body(args, argv), (PipelineError, OSError))
 
 
 if __name__ == "__main__":

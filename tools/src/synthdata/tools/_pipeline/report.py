@@ -10,6 +10,7 @@ directory can be moved or served as is.
 from __future__ import annotations
 
 import html
+import io
 import json
 import logging
 import math
@@ -242,13 +243,58 @@ def write_contact_sheets(shard_dir: Path, classnames: Sequence[str], out_dir: Pa
     return paths
 
 
+def write_folder_sheets(root: Path, classnames: Sequence[str], out_dir: Path, stem: str,
+                        per_class: int = THUMBS_PER_CLASS) -> list[Path]:
+    """Per-class contact sheets of an ImageFolder whose sorted folder names give the class indices."""
+    from PIL import Image
+
+    from synthdata.shards import contact_sheet
+
+    if not root.is_dir():
+        return []
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    rows = []
+    for c, folder in enumerate(folders[: min(len(classnames), MAX_REPORT_CLASSES)]):
+        images = []
+        for f in sorted(folder.iterdir())[:per_class]:
+            try:
+                with Image.open(f) as im:
+                    images.append(im.convert("RGB"))
+            except OSError:
+                continue
+        rows.append((f"{c} {classnames[c]}", images))
+    paths = []
+    for part, start in enumerate(range(0, len(rows), SHEET_CLASSES)):
+        sheet = contact_sheet(rows[start : start + SHEET_CLASSES], thumb=64, per_row=per_class)
+        buf = io.BytesIO()
+        sheet.save(buf, format="PNG")
+        path = out_dir / f"{stem}-{part:02d}.png"
+        atomic_write_bytes(path, buf.getvalue())
+        paths.append(path)
+    return paths
+
+
 # ----------------------------------------------------------------------------------------- the page
-def _stage_timings(run_dir: Path, stages: Sequence[str]) -> list[tuple[str, float, str, str]]:
+#: Per stage, the marker facts worth a column in the timings table.
+_FACTS = {
+    "prompts": ("method", "prompts"),
+    "fewshot": ("shots", "source_kind"),
+    "generate": ("images", "images_resumed", "images_per_second", "size", "base_respacing"),
+    "filter": ("scored", "kept", "rule"),
+    "eval": ("images",),
+    "tune": ("steps",),
+}
+
+
+def _stage_timings(run_dir: Path, stages: Sequence[str]) -> list[tuple[str, float, str, str, str]]:
     rows = []
     for name in stages:
         marker = read_marker(run_dir, name)
         if marker is not None:
-            rows.append((name, float(marker.seconds), marker.started, marker.finished))
+            facts = ", ".join(f"{k} {marker.info[k]}" for k in _FACTS.get(name, ()) if marker.info.get(k) is not None)
+            if marker.info.get("device"):
+                facts += f"{', ' if facts else ''}on {marker.info['device']}"
+            rows.append((name, float(marker.seconds), marker.started, marker.finished, facts))
     return rows
 
 
@@ -292,7 +338,10 @@ def render_report(run_dir: str | Path, stages: Sequence[str]) -> Path:
         for r in results:
             delta = "" if base is None or r.get("top1") is None or r is zs else \
                 f"{100 * (float(r['top1']) - float(base)):+.2f}"
-            rows.append([r.get("method", "?"), r.get("setting", ""), r.get("model", ""), _pct(r.get("top1")),
+            method = str(r.get("method", "?"))
+            if r.get("alpha") is not None:
+                method += f" (best α = {r['alpha']:g})"
+            rows.append([method, r.get("setting", ""), r.get("model", ""), _pct(r.get("top1")),
                          _pct(r.get("mean_per_class")), delta, r.get("test_images", "")])
         parts.append(_table(["classifier", "setting", "CLIP", "top-1", "mean per class", "Δ top-1 (points)",
                              "test images"], rows, [False, False, False, True, True, True, True]))
@@ -314,6 +363,8 @@ def render_report(run_dir: str | Path, stages: Sequence[str]) -> Path:
                      f'{_e(round(float(last.get("loss", math.nan)), 4))}.</p>')
     else:
         parts.append('<p class="note">No training log.</p>')
+    if (run_dir / layout.TUNE_DIR / "confusion.png").is_file():
+        parts.append(_figure(f"{layout.TUNE_DIR}/confusion.png", "confusion matrix of the tuned head on the test set"))
 
     # Filter statistics.
     parts.append('<h2 id="filter">Filter statistics</h2>')
@@ -351,6 +402,11 @@ def render_report(run_dir: str | Path, stages: Sequence[str]) -> Path:
     # Contact sheets.
     parts.append('<h2 id="sheets">Per-class contact sheets</h2>')
     any_sheet = False
+    refs = write_folder_sheets(run_dir / layout.FEW_SHOT_DIR, classnames, fig_dir, "sheet_real") if classnames else []
+    for i, p in enumerate(refs):
+        any_sheet = True
+        parts.append(_figure(f"{layout.REPORT_DIR}/{p.name}",
+                             f"real few-shot images (Real Guidance references) ({i + 1}/{len(refs)})"))
     for shard_dir, stem, caption in (
         (run_dir / layout.GENERATED_DIR, "sheet_generated", "generated images"),
         (run_dir / layout.FILTER_DIR, "sheet_kept", "kept by the filter"),
@@ -382,12 +438,15 @@ def render_report(run_dir: str | Path, stages: Sequence[str]) -> Path:
     parts.append('<h2 id="timings">Time per stage</h2>')
     timings = _stage_timings(run_dir, [s for s in stages if s != "report"])
     if timings:
-        p = plot_timings([(n, s) for n, s, _, _ in timings], fig_dir / "timings.png")
+        p = plot_timings([(t[0], t[1]) for t in timings], fig_dir / "timings.png")
         parts.append(_figure(f"{layout.REPORT_DIR}/{p.name}", "wall-clock seconds per stage"))
-        total = sum(s for _, s, _, _ in timings)
-        parts.append(_table(["stage", "seconds", "started", "finished"],
-                            [[n, f"{s:.1f}", a, b] for n, s, a, b in timings] + [["total", f"{total:.1f}", "", ""]],
-                            [False, True, False, False]))
+        total = sum(t[1] for t in timings)
+        parts.append(_table(["stage", "seconds", "started", "finished", "what it did"],
+                            [[n, f"{s:.1f}", a, b, f] for n, s, a, b, f in timings]
+                            + [["total", f"{total:.1f}", "", "", ""]],
+                            [False, True, False, False, False]))
+        parts.append('<p class="note">Times of the run that produced each stage; a stage skipped on a rerun '
+                     "keeps the time it took when it ran.</p>")
     parts.append(_CHECK_SCRIPT)
     parts.append("</body></html>")
     path = run_dir / layout.REPORT_HTML

@@ -236,15 +236,15 @@ def run_pipeline(
     for name in [*force, *([until] if until else [])]:
         if name not in names:
             raise PipelineError(f"unknown stage {name!r}; the stages are {', '.join(names)}")
-    run_dir = Path(run_dir).resolve()
-    _check_run_dir(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.eval_dir is None and not cfg.smoke:
         raise PipelineError(
             "--eval DIR is needed to measure the classifier (the real test set: an ImageFolder or shards); "
             "only --smoke runs use a stand-in test set"
         )
     classnames, templates, prefix, suffix = resolve_classes(cfg)
+    run_dir = Path(run_dir).resolve()
+    _check_run_dir(run_dir)  # only now: a bad setting leaves no directory behind
+    run_dir.mkdir(parents=True, exist_ok=True)
     ctx = RunContext(cfg, run_dir, classnames, templates, prefix, suffix)
     outcomes: list[StageOutcome] = []
     with _locked(run_dir):

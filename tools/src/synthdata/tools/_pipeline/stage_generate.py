@@ -21,6 +21,7 @@ def _inputs(ctx: RunContext) -> dict[str, Path]:
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
+    from synthdata.diffusion.checkpoints import CheckpointError
     from synthdata.diffusion.runner import GenerateConfig, GenerateError, run_generation
     from synthdata.prompts import PromptsError, read_prompts
     from synthdata.shards import ShardError, WorkSplit
@@ -57,7 +58,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
             progress=False,
             prompts_source=str(ctx.path(layout.PROMPTS)),
         )
-    except (GenerateError, PromptsError, ShardError) as exc:
+    except (GenerateError, PromptsError, ShardError, CheckpointError) as exc:
         raise PipelineError(f"generate: {exc}") from exc
     if not summary.dataset_complete:
         raise PipelineError(f"generate: {ctx.path(layout.GENERATED_DIR)} is incomplete; rerun to resume")

@@ -67,6 +67,7 @@ def _mean(values: Any) -> float | None:
 def run(ctx: RunContext) -> dict[str, Any]:
     import json
 
+    from synthdata.clip import WeightsUnavailableError
     from synthdata.shards import ShardError
     from synthdata.tune import DataError, TuneConfig, run_tuning
 
@@ -95,7 +96,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
             few_shot=ctx.path(layout.FEW_SHOT_DIR) if cfg.few_shot else None,
             bundle=ctx.clip(),
         )
-    except (DataError, ShardError, ValueError, FileNotFoundError) as exc:
+    except (DataError, ShardError, ValueError, FileNotFoundError, WeightsUnavailableError) as exc:
         raise PipelineError(f"tune: {exc}") from exc
     rows = result_rows(ctx, record, stand_in=cfg.eval_dir is None)
     text = "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in rows)
