@@ -62,9 +62,13 @@ def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the ranks to kill through /proc")
-def test_torchrun_two_ranks_killed_and_resumed(demo_shards: Path, tmp_path: Path) -> None:
-    out = tmp_path / "run"
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds ranks to kill in /proc")
+
+
+@pytest.fixture(scope="module")
+def killed_run(demo_shards: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str]:
+    """A 2-rank run SIGKILLed after its first checkpoint, then rerun to the end: (out, killed at, stdout)."""
+    out = tmp_path_factory.mktemp("torchrun") / "run"
     cmd = _command(demo_shards, out)
     first_ckpt = out / "checkpoints" / "epoch_001.pt"
     proc = subprocess.Popen(
@@ -85,8 +89,13 @@ def test_torchrun_two_ranks_killed_and_resumed(demo_shards: Path, tmp_path: Path
 
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"finished after epoch {EPOCHS}/{EPOCHS}" in done.stdout
+    return out, killed_at, done.stdout
 
+
+@needs_proc
+def test_torchrun_two_ranks_killed_and_resumed(killed_run: tuple[Path, int, str]) -> None:
+    out, killed_at, stdout = killed_run
+    assert f"finished after epoch {EPOCHS}/{EPOCHS}" in stdout
     records = read_metrics(out / "metrics.jsonl")
     starts = [r for r in records if r["event"] == "start"]
     assert starts[-1]["resumed"] and starts[-1]["completed_epochs"] == killed_at
@@ -105,3 +114,17 @@ def test_torchrun_two_ranks_killed_and_resumed(demo_shards: Path, tmp_path: Path
 
     final = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
     assert final["epoch"] == EPOCHS and final["world_size"] == 2 and len(final["rng"]) == 2
+
+
+@needs_proc
+@pytest.mark.slow
+def test_torchrun_resume_is_bit_exact(
+    killed_run: tuple[Path, int, str], demo_shards: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "whole"
+    done = subprocess.run(_command(demo_shards, out), env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    whole = load_checkpoint(out / "checkpoints" / "last.pt")
+    resumed = load_checkpoint(killed_run[0] / "checkpoints" / "last.pt")
+    for name, tensor in whole["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), f"{name} differs after a killed and resumed run"

@@ -2,8 +2,9 @@
 
 A checkpoint holds ``format``, ``epoch`` (completed epochs), ``global_update``, ``model``, ``optimizer``,
 ``scheduler``, ``ema``, ``scaler`` (state dicts or None), ``rng`` (one entry per rank: torch, CUDA, numpy
-and Python generator states as tensors), ``config`` (the TrainConfig as a dict), ``classes`` and
-``num_classes``. Files are written to a temp name, fsynced and renamed, so ``last.pt`` is always whole.
+and Python generator states as tensors), ``config`` (the TrainConfig as a dict), ``classes``,
+``num_classes``, ``data_config`` (timm input size, mean, std, interpolation), ``world_size``,
+``data_workers`` and the epoch's ``metrics``. Files are written to a temp name, fsynced and renamed, so ``last.pt`` is always whole.
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ class TransferConfig:
     epochs: int = 10
     batch_size: int = 64
     lr: float | None = None
-    """Default: 1e-4 for finetune (AdamW), 1e-2 for linear (SGD)."""
+    """Default: 1e-4 for finetune, 1e-3 for linear (both AdamW)."""
     weight_decay: float | None = None
     img_size: int | None = None
     """Default: the checkpoint's pre-training image size."""

@@ -154,16 +154,19 @@ def plan_epochs(source: ShardSource, cfg: TrainConfig, world_size: int) -> Epoch
             "lower --batch-size or --accum-steps, or raise --epoch-samples"
         )
     workers = cfg.workers
-    if not cfg.resampled:
-        workers = min(workers, n_shards // world_size)
-        if workers < cfg.workers:
-            log.info(
-                "using %d DataLoader workers per rank (not %d): there are %d shards for %d ranks",
-                workers,
-                cfg.workers,
-                n_shards,
-                world_size,
-            )
+    if not cfg.resampled and n_shards // world_size < workers:
+        workers = n_shards // world_size
+        log.info(
+            "using %d DataLoader workers per rank (not %d): there are %d shards for %d ranks",
+            workers,
+            cfg.workers,
+            n_shards,
+            world_size,
+        )
+    cpus = _cpus_per_process()
+    if workers > cpus:
+        log.info("using %d DataLoader workers per rank (not %d): %d CPUs per local rank", cpus, workers, cpus)
+        workers = cpus
     if cfg.epoch_samples is None and source.total is not None and steps * per_step < source.total:
         log.info(
             "each epoch uses %d of %d samples (whole batches of %d on every rank)",
@@ -172,6 +175,19 @@ def plan_epochs(source: ShardSource, cfg: TrainConfig, world_size: int) -> Epoch
             per_step,
         )
     return EpochPlan(steps=steps, workers=workers, epoch_samples=steps * per_step)
+
+
+def _cpus_per_process() -> int:
+    """CPUs this process may use, shared by the ranks on this node (torchrun's ``LOCAL_WORLD_SIZE``)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    try:
+        local = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
+    except ValueError:
+        local = 1
+    return max(cpus // local, 1)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

@@ -165,6 +165,14 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
                 info.world_size,
             )
         _seed_all(item_seed(cfg.seed, f"rank-{info.rank}-epoch-{start_epoch}", stream="pretrain-train"))
+    saved_workers = ckpt.get("data_workers") if ckpt is not None else None
+    if saved_workers is not None and saved_workers != plan.workers and info.is_main:
+        log.warning(
+            "checkpoint was written with %d DataLoader workers per rank, this run uses %d: the sample order "
+            "differs, so the resumed run is not bit-identical to an uninterrupted one",
+            saved_workers,
+            plan.workers,
+        )
 
     mixup_fn = None
     if cfg.mixup > 0 or cfg.cutmix > 0:
@@ -359,6 +367,7 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
                     "classes": source.classes,
                     "data_config": dcfg,
                     "world_size": info.world_size,
+                    "data_workers": plan.workers,
                     "metrics": record,
                 },
                 ckpt_dir,
