@@ -88,15 +88,31 @@ def test_execution_settings_do_not_invalidate(tmp_path, toy):
 
 def test_damaged_output_is_redone(tmp_path, toy):
     _run(tmp_path / "R")
-    (tmp_path / "R" / "b" / "2.txt").unlink()
-    # Redone with the same content: what comes after is still valid.
+    b = tmp_path / "R" / "b"
+    kept = (b / "0.txt").stat().st_mtime_ns
+    (b / "2.txt").unlink()
+    # A resumable stage finishes what is missing (its tool checks what is there); redone with the same
+    # content, so what comes after is still valid.
     assert _run(tmp_path / "R").ran == ["generate"]
-    (tmp_path / "R" / "b" / "2.txt").write_text("edited by hand")
-    assert _run(tmp_path / "R").ran == ["generate"]  # its output no longer matches its marker
+    assert (b / "0.txt").stat().st_mtime_ns == kept and (b / "2.txt").exists()
+    # Any other stage is redone from scratch.
+    (tmp_path / "R" / "c.json").write_text("edited by hand")
+    assert _run(tmp_path / "R").ran == ["tune"]
+    assert json.loads((tmp_path / "R" / "c.json").read_text()) == {"files": 3}
     (tmp_path / "R" / "a.json").write_text('{"seed": 99}')
     assert _run(tmp_path / "R").ran == ["prompts"]  # rewritten as before, so generate's input is unchanged
-    (tmp_path / "R" / "c.json").unlink()
-    assert _run(tmp_path / "R").ran == ["tune"]
+
+
+def test_output_put_there_by_hand_is_resumed_by_a_resumable_stage(tmp_path, toy):
+    cfg = PipelineConfig(dataset="cifar10", smoke=True)
+    runner.run_pipeline(cfg, tmp_path / "R", until="prompts")
+    b = tmp_path / "R" / "b"
+    b.mkdir()
+    (b / "0.txt").write_text("made elsewhere")  # e.g. synth-generate under torchrun
+    assert runner.run_pipeline(cfg, tmp_path / "R").ran == ["generate", "tune"]
+    assert (b / "0.txt").read_text() == "made elsewhere"
+    assert runner.run_pipeline(cfg, tmp_path / "R", force=["generate"]).ran == ["generate", "tune"]
+    assert (b / "0.txt").read_text() != "made elsewhere"  # --redo starts from scratch
 
 
 def test_interrupted_stage_leaves_no_marker_and_resumes_its_partial_output(tmp_path, toy):

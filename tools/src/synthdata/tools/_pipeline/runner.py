@@ -129,6 +129,23 @@ def _attempt_path(run_dir: Path, stage: str) -> Path:
     return marker_path(run_dir, stage).with_name(f"{stage}.attempt.json")
 
 
+def _same_as_before(ctx: RunContext, name: str, attempt: Path, chash: str, inputs: dict[str, str]) -> bool:
+    """Whether a resumable stage may keep its existing output: the last attempt (or finished run) had the
+    same config and inputs, or nothing is recorded (output put there by hand, e.g. by ``synth-generate``
+    under torchrun; the stage's own tool then checks it and refuses output made with other settings)."""
+    import json
+
+    prev: dict[str, Any] | None = None
+    with contextlib.suppress(OSError, ValueError):
+        prev = json.loads(attempt.read_text("utf-8"))
+    if prev is None:
+        marker = read_marker(ctx.run_dir, name)
+        prev = None if marker is None else {"config_hash": marker.config_hash, "inputs": marker.inputs}
+    if prev is None:
+        return True
+    return prev.get("config_hash") == chash and prev.get("inputs") == inputs
+
+
 def _decide(ctx: RunContext, stage: Stage, chash: str, inputs: dict[str, str]) -> tuple[bool, str]:
     """(skip?, why) for one stage."""
     marker = read_marker(ctx.run_dir, stage.name)
@@ -160,17 +177,11 @@ def run_stage(ctx: RunContext, stage: Stage, *, force: bool = False) -> StageOut
         return StageOutcome(stage.name, "skipped", 0.0, reason)
     reason = "forced" if skip else reason
     log.info("stage %-8s running: %s", stage.name, reason)
-    remove_marker(ctx.run_dir, stage.name)
     attempt = _attempt_path(ctx.run_dir, stage.name)
-    keep = False
-    if stage.keep_partial and not force:
-        with contextlib.suppress(OSError, ValueError):
-            import json
-
-            prev = json.loads(attempt.read_text("utf-8"))
-            keep = prev.get("config_hash") == chash and prev.get("inputs") == inputs
+    keep = stage.keep_partial and not force and _same_as_before(ctx, stage.name, attempt, chash, inputs)
+    remove_marker(ctx.run_dir, stage.name)
     if keep:
-        log.info("stage %-8s resuming the partial output of an interrupted attempt", stage.name)
+        log.info("stage %-8s resuming from what is already in %s", stage.name, ", ".join(stage.outputs))
     else:
         for rel in stage.outputs:
             remove_path(ctx.path(rel))
