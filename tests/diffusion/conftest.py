@@ -14,6 +14,16 @@ from synthdata.diffusion.model import Text2ImUNet, create_model
 REF = Path(__file__).resolve().parents[1] / "data" / "glide_reference"
 
 
+@pytest.fixture(autouse=True, scope="package")
+def _one_torch_thread():
+    """Run these small models on one thread: with several processes sharing 2 cores, OpenMP's spinning
+    threads make them 10-100x slower. Restored afterwards for the rest of the suite."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def ref_dir() -> Path:
     return REF

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
 from synthdata.diffusion._layers import GroupNorm32, LayerNorm, attention, timestep_embedding
 from synthdata.diffusion.options import GlideOptions, options_from
@@ -477,6 +478,23 @@ class SuperResInpaintText2ImUNet(Text2ImUNet):
         return torch.cat([x, *_inpaint_inputs(x, inpaint_image, inpaint_mask), _upsampled(low_res, x)], dim=1)
 
 
+class _SkipInitOnMeta(TorchFunctionMode):
+    """Random initialisation of meta tensors is a no-op anyway; skipping it avoids importing torch's
+    reference decompositions (seconds per process) when a model is built only for its keys and shapes."""
+
+    _OPS = frozenset(
+        {"normal_", "uniform_", "zero_", "zeros_", "ones_", "fill_", "constant_", "kaiming_uniform_", "kaiming_normal_"}
+    )
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", None) in self._OPS:
+            target = args[0] if args else kwargs.get("tensor")
+            if isinstance(target, Tensor) and target.is_meta:
+                return target
+        return func(*args, **kwargs)
+
+
 def create_model(
     options: GlideOptions | dict[str, Any],
     *,
@@ -500,7 +518,12 @@ def create_model(
     else:
         cls = Text2ImUNet
     fork = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
-    with fork, torch.device(device) if device is not None else contextlib.nullcontext():
+    meta = device is not None and torch.device(device).type == "meta"
+    with (
+        fork,
+        torch.device(device) if device is not None else contextlib.nullcontext(),
+        _SkipInitOnMeta() if meta else contextlib.nullcontext(),
+    ):
         if seed is not None:
             torch.manual_seed(seed)
         model = cls(o)

@@ -19,7 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from synthdata.diffusion.checkpoints import file_sha256, load_checkpoint, state_dict_sha256
+from synthdata.diffusion.checkpoints import (
+    file_sha256,
+    load_checkpoint,
+    resolve_checkpoint,
+    state_dict_sha256,
+)
 from synthdata.diffusion.model import Text2ImUNet, create_model
 from synthdata.diffusion.options import base_options, smoke_options, upsample_options
 from synthdata.diffusion.sampling import GeneratorNoise, model_fn_for, real_guidance_sample, sample_loop
@@ -135,15 +140,18 @@ class GlidePipeline:
         device = torch.device(device) if device is not None else torch.device("cpu")
         if dtype is None:
             dtype = torch.float16 if device.type == "cuda" else torch.float32
-        files: dict[str, Path] = {}
+        # find (or fetch) both files before building 800M parameters, so a missing one fails fast
+        wanted = {"base": base_checkpoint, **({"upsample": upsample_checkpoint} if upsample else {})}
+        files = {
+            role: resolve_checkpoint(name, cache_dir, download_missing=download, progress=progress)
+            for role, name in wanted.items()
+        }
         base = create_model(base_options())
-        files["base"] = load_checkpoint(base, base_checkpoint, cache_dir, download_missing=download, progress=progress)
+        load_checkpoint(base, files["base"])
         up = None
         if upsample:
             up = create_model(upsample_options())
-            files["upsample"] = load_checkpoint(
-                up, upsample_checkpoint, cache_dir, download_missing=download, progress=progress
-            )
+            load_checkpoint(up, files["upsample"])
         return cls(base, up, device=device, dtype=dtype, checkpoint_files=files)
 
     # ------------------------------------------------------------------------------------ metadata
