@@ -289,7 +289,7 @@ def filter_shards(
     files = {"scores": str(out / SCORES_FILE)}
     all_scores = sorted(result.scores + result.corrupt, key=lambda s: s.key)
     _write_scores(out / SCORES_FILE, all_scores, classnames)
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("cache_dir",)}
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("cache_dir", "progress", "resume")}
     settings.update(
         model_artifact=artifact,
         threshold_used=threshold if cfg.rule in ("paper", "threshold") else None,
