@@ -77,7 +77,13 @@ def test_config_defaults_are_the_paper_recipe_and_validate():
     assert cfg.wise_alphas[0] == 0.0 and cfg.wise_alphas[-1] == 1.0 and len(cfg.wise_alphas) == 11
     assert TuneConfig(wise_alphas=(0.5,)).wise_alphas == (0.0, 0.5, 1.0)
     json.dumps(cfg.to_json())
-    for bad in ({"sl": 1.5}, {"epochs": 0}, {"shots": 0}, {"sl": 0.0, "pseudo_labels": True}):
+    for bad in (
+        {"sl": 1.5},
+        {"epochs": 0},
+        {"shots": 0},
+        {"sl": 0.0, "pseudo_labels": True},
+        {"finetune": True, "precision": "fp16"},
+    ):
         with pytest.raises(ValueError):
             TuneConfig(**bad)
 

@@ -3,13 +3,15 @@
 :func:`run_tuning` does a whole run (see ``docs/tune.md``); the pieces are public for reuse and tests:
 :class:`TuneConfig` (the paper's recipe as defaults), :class:`ClassifierHead` / :func:`zeroshot_head`,
 :func:`tuning_loss`, :func:`cosine_lr`, :class:`FeatureCache`, :func:`load_image_set`,
-:func:`sample_few_shot`, :func:`evaluate_logits` and :func:`wise_head`. Class names and templates are
+:func:`sample_few_shot`, :func:`evaluate_logits`, :func:`wise_head` and :class:`Checkpoint`. Class names and templates are
 arguments; this package does not read dataset registries.
 """
 
+from synthdata.tune.checkpoint import Checkpoint, ResumeError
 from synthdata.tune.config import DEFAULT_WISE_ALPHAS, FEW_SHOT_LR, FINETUNE_LR, ZERO_SHOT_LR, TuneConfig
 from synthdata.tune.data import (
     DataError,
+    DecodedImages,
     ImageSet,
     load_image_set,
     load_imagefolder,
@@ -37,12 +39,15 @@ __all__ = [
     "FINETUNE_LR",
     "RESULTS_FILE",
     "ZERO_SHOT_LR",
+    "Checkpoint",
     "ClassifierHead",
     "DataError",
+    "DecodedImages",
     "Evaluation",
     "FeatureCache",
     "Features",
     "ImageSet",
+    "ResumeError",
     "TuneConfig",
     "cache_key",
     "confusion_matrix",

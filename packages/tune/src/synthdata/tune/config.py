@@ -71,6 +71,10 @@ class TuneConfig:
             (self.feature_batch_size >= 1, "feature batch size must be >= 1"),
             (self.workers >= 0, f"--workers must be >= 0, got {self.workers}"),
             (
+                not self.finetune or self.precision == "fp32",
+                "--finetune keeps fp32 weights for AdamW; use --precision fp32 with it",
+            ),
+            (
                 all(0 <= a <= 1 for a in self.wise_alphas),
                 f"WiSE-FT alphas must lie in [0, 1]: {self.wise_alphas}",
             ),

@@ -60,7 +60,7 @@ def run_tuning(
     templates: Sequence[str],
     eval_data: str | os.PathLike[str],
     out: str | os.PathLike[str],
-    train: Sequence[str | os.PathLike[str]] = (),
+    train: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = (),
     few_shot: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     bundle=None,
@@ -86,7 +86,7 @@ def run_tuning(
     num_classes = len(classnames)
     if num_classes < 2:
         raise DataError(f"need at least 2 classes, got {num_classes}")
-    train = [Path(t) for t in train]
+    train = [Path(train)] if isinstance(train, (str, os.PathLike)) else [Path(t) for t in train]
     if not train and few_shot is None:
         raise DataError("nothing to train on: give synthetic shards (--train) and/or real few-shot data")
     if (few_shot is None) != (cfg.shots is None):
