@@ -21,7 +21,7 @@ MODULES = sorted((HERE / "interp").glob("interp_*.py"))
 
 def test_triton_kernels_in_interpreter():
     pytest.importorskip("triton")
-    assert len(MODULES) == 3, MODULES
+    assert len(MODULES) == 4, MODULES
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHDATA_") or not k.endswith("_BACKEND")}
     env["TRITON_INTERPRET"] = "1"
     env["OMP_NUM_THREADS"] = "1"
