@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -93,3 +96,39 @@ def test_checkpoint_helpers(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "truncated.pt")
     with pytest.raises(PretrainError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def _break_one_image(src: Path, dst: Path) -> None:
+    """Copy a shard directory and replace the first PNG of its first shard by bytes that do not decode."""
+    shutil.copytree(src, dst)
+    shard = sorted(dst.glob("*.tar"))[0]
+    with tarfile.open(shard) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    broken = next(i for i, (m, _) in enumerate(members) if m.name.endswith(".png"))
+    with tarfile.open(shard, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for i, (member, data) in enumerate(members):
+            data = b"not a png" if i == broken else data
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+
+
+def test_corrupt_samples_raise_or_are_counted(demo_shards: Path, tmp_path: Path) -> None:
+    data = tmp_path / "broken"
+    _break_one_image(demo_shards, data)
+    with pytest.raises(PretrainError, match="--on-error warn"):
+        train(tiny_config(data, tmp_path / "strict", epochs=1, workers=1))
+    with pytest.warns(UserWarning, match="skipped a corrupt sample"):
+        train(tiny_config(data, tmp_path / "lenient", epochs=1, on_error="warn"))
+    # skips inside DataLoader worker processes are counted too (shared memory)
+    train(tiny_config(data, tmp_path / "workers", epochs=1, on_error="warn", workers=2))
+    for run in ("lenient", "workers"):
+        (epoch,) = _epochs(tmp_path / run)
+        assert epoch["skipped_samples"] == 1 and epoch["samples"] == 64
+
+
+def test_resampled_epochs(demo_shards: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    summary = train(tiny_config(demo_shards, out, epochs=1, resampled=True, epoch_samples=40, workers=1))
+    assert summary["finished"]
+    (epoch,) = _epochs(out)
+    assert epoch["samples"] == 40 and epoch["step"] == 5

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +34,6 @@ from torch.utils.data import DataLoader
 
 from synthdata.pretrain.config import PretrainError, TrainConfig
 from synthdata.shards import (
-    ErrorCounter,
     ShardError,
     item_seed,
     list_shards,
@@ -195,6 +196,24 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return item_seed(seed, f"epoch-{epoch}", stream="pretrain-data") & 0x7FFFFFFF
 
 
+class SkipCounter:
+    """The ``--on-error warn`` handler: skips a corrupt sample or shard, warns, and counts it in shared memory,
+    so skips inside DataLoader worker processes are counted too."""
+
+    def __init__(self) -> None:
+        self._count = multiprocessing.Value("q", 0)
+
+    @property
+    def count(self) -> int:
+        return int(self._count.value)
+
+    def __call__(self, exn: Exception) -> bool:
+        with self._count.get_lock():
+            self._count.value += 1
+        warnings.warn(f"synthdata.pretrain: skipped a corrupt sample or shard: {exn!r}", stacklevel=2)
+        return True  # keep going
+
+
 def _is_complete(sample: dict[str, Any]) -> bool:
     return "cls" in sample and any(k in sample for k in IMAGE_EXTENSIONS)
 
@@ -224,7 +243,7 @@ def shard_pipeline(
     plan: EpochPlan,
     seed: int,
     transform: Callable[[Any], torch.Tensor],
-    errors: ErrorCounter | None = None,
+    errors: SkipCounter | None = None,
 ) -> wds.DataPipeline:
     """The stages of ``synthdata.shards.wds_pipeline`` with every random choice seeded by ``seed``.
 
@@ -232,7 +251,7 @@ def shard_pipeline(
     webdataset's node split (``RANK``/``WORLD_SIZE``) and worker split. Resampled: shards drawn with
     replacement per (seed, rank, worker), ``ceil(steps / workers) × batch`` samples per worker.
     """
-    handler = wds.reraise_exception if cfg.on_error == "raise" else (errors or ErrorCounter())
+    handler = wds.reraise_exception if cfg.on_error == "raise" else (errors or SkipCounter())
     stages: list[Any] = []
     if cfg.resampled:
         stages.append(wds.ResampledShards(source.urls, seed=seed, deterministic=True))
@@ -263,7 +282,7 @@ def epoch_batches(
     transform: Callable[[Any], torch.Tensor],
     *,
     pin_memory: bool = False,
-    errors: ErrorCounter | None = None,
+    errors: SkipCounter | None = None,
 ) -> Iterator[Batch]:
     """Yield exactly ``plan.steps`` batches ``(images, targets, keys, shard names)`` for this rank and ``epoch``.
 
@@ -283,7 +302,17 @@ def epoch_batches(
             persistent_workers=False,
         )
         produced = 0
-        for images, targets, keys, shards in loader:
+        batch_iter = iter(loader)
+        while True:
+            try:
+                images, targets, keys, shards = next(batch_iter)
+            except StopIteration:
+                break
+            except Exception as exc:  # a corrupt shard or sample under --on-error raise (any decoder's type)
+                raise PretrainError(
+                    f"reading the shards of epoch {epoch + 1} failed ({type(exc).__name__}: {exc}); check them "
+                    "with `synth-shards verify`, or pass --on-error warn to skip corrupt samples"
+                ) from exc
             produced += 1
             yield images, targets, list(keys), list(shards)
             yielded += 1

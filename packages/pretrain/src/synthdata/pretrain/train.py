@@ -36,8 +36,8 @@ from synthdata.pretrain.checkpoint import (
     save_checkpoint,
 )
 from synthdata.pretrain.config import PretrainError, TrainConfig
-from synthdata.pretrain.data import epoch_batches, plan_epochs, resolve_source
-from synthdata.shards import ErrorCounter, item_seed
+from synthdata.pretrain.data import SkipCounter, epoch_batches, plan_epochs, resolve_source
+from synthdata.shards import item_seed
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
     transform = train_transform(
         dcfg, auto_augment=cfg.auto_augment, color_jitter=cfg.color_jitter, reprob=cfg.reprob
     )
-    errors = ErrorCounter()
+    errors = SkipCounter()
     metrics = MetricsLog(out / "metrics.jsonl", info.is_main)
     run_config = {**cfg.to_dict(), "num_classes": source.num_classes}
     if info.is_main:
@@ -248,6 +248,7 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
     run_start = time.perf_counter()
     for epoch in range(start_epoch, stop_epoch):
         model.train()
+        skipped_before = errors.count
         batches = epoch_batches(source, cfg, plan, epoch, transform, pin_memory=pin, errors=errors)
         loss_sum = torch.zeros((), dtype=torch.float64, device=info.device)
         window_sum = torch.zeros((), dtype=torch.float64, device=info.device)
@@ -314,7 +315,8 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
         loss_total, steps_total, rate_total, share_total = _dist.all_reduce_sum(
             [loss_sum.item(), float(plan.steps), samples / elapsed, wait / elapsed], info
         )
-        (share_max, skipped_max) = _dist.all_reduce_max([wait / elapsed, float(errors.count)], info)
+        (share_max,) = _dist.all_reduce_max([wait / elapsed], info)
+        (skipped,) = _dist.all_reduce_sum([float(errors.count - skipped_before)], info)
         rank_shards = _dist.all_gather_objects(sorted(shards_seen), info)
         readers: dict[str, int] = {}
         for names in rank_shards:
@@ -331,7 +333,7 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
             "data_wait_share_max": share_max,
             "epoch_time_s": elapsed,
             "samples": samples * info.world_size,
-            "skipped_samples": int(skipped_max),
+            "skipped_samples": int(skipped),
             # read-once mode splits shards between ranks, so no shard should be read by two ranks
             "shards_per_rank": [len(names) for names in rank_shards],
             "shards_read_by_several_ranks": sum(1 for n in readers.values() if n > 1),
