@@ -116,7 +116,9 @@ class Variant:
         if name == "compile":  # inductor fuses the norms itself and cannot trace the triton launches
             attn, norm = "sdpa", "torch"
         self.backends = f"attn={attn} norm={norm}"
-        channels_last = self.fast_loop and device.type == "cuda" and dtype != torch.float32
+        channels_last = self.fast_loop and (
+            args.channels_last == "on" or (args.channels_last == "auto" and device.type == "cuda" and dtype != torch.float32)
+        )
         self.models: dict[str, Text2ImUNet] = {}
         self.samplers: dict[str, fast.FastSampler] = {}
         for role, model, diffusion in (("base", base, self.base_diffusion), ("up", up, self.up_diffusion)):
@@ -137,7 +139,7 @@ class Variant:
                     method="ancestral" if guided else "ddim", options=opts,
                 )  # fmt: skip
         if self.fast_loop:
-            self.backends += f" sampler=fused graphs={'on' if device.type == 'cuda' else 'eager'}"
+            self.backends += f" sampler=fused graphs={'on' if device.type == 'cuda' else 'eager'} cl={channels_last}"
             if name == "compile":
                 self.backends += f" compile={args.compile_mode}"
 
@@ -226,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guidance", type=float, default=3.0)
     parser.add_argument("--temperature", type=float, default=0.997)
     parser.add_argument("--compile-mode", default="default", help="torch.compile mode of the compile variant")
+    parser.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto",
+                        help="channels_last in the fast variants (auto: on CUDA in half precision)")
     parser.add_argument("--err-rows", type=int, default=2, help="rows compared with the float32 path")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per point (the best is kept)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="dense half-precision peak (790 on CUDA)")
