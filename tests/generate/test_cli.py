@@ -62,3 +62,19 @@ def test_unknown_option_exits_2(tmp_path, capsys):
         main(["--prompts", "p", "--out", "o", "--steps", "3"])
     assert exc.value.code == 2
     assert "unrecognized arguments: --steps" in capsys.readouterr().err
+
+
+def test_missing_weights_offline_is_one_line(tmp_path, capsys):
+    p = write_prompts_file(tmp_path / "p.jsonl")
+    argv = [
+        "--prompts",
+        str(p),
+        "--out",
+        str(tmp_path / "o"),
+        "--no-download",
+        "--cache-dir",
+        str(tmp_path / "c"),
+    ]
+    err = _err(capsys, argv)
+    assert "base.pt" in err and "--smoke" in err
+    assert not (tmp_path / "o").exists()

@@ -168,3 +168,12 @@ def test_real_guidance_errors(tmp_path, per_class, drop, match):
         (refs / drop).rmdir()
     with pytest.raises(GenerateError, match=match):
         _run(tmp_path / "rg", real_guidance=str(refs), shots=2)
+
+
+def test_summary_reports_throughput(tmp_path):
+    s = _run(tmp_path / "s")
+    j = s.to_json()
+    assert j["images"] == 12 and j["images_per_second"] > 0 and j["device_seconds_per_image"] > 0
+    assert j["rank"] == 0 and j["world_size"] == 1 and j["dataset_complete"]
+    line = s.line()
+    assert "12 images in" in line and "images/s/device" in line and "device-s/image" in line

@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int, default=32, help="images per model batch, prompts mixed (32)")
     run.add_argument("--device", help="torch device (default cuda:LOCAL_RANK if available, else cpu)")
     run.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="default float16 on CUDA")
+    run.add_argument(
+        "--sampler",
+        default="auto",
+        choices=["auto", "exact", "fast"],
+        help="fast: fixed-batch fused sampler (CUDA graphs, kernels); auto: fast on CUDA, exact elsewhere",
+    )
     run.add_argument("--smoke", action="store_true", help="tiny random models (no weights; images are noise)")
     run.add_argument("--cache-dir", help="where GLIDE checkpoints are cached (default ~/.cache/synthdata)")
     run.add_argument("--base-checkpoint", default="glide.base", help="file or name (default glide.base)")
@@ -118,6 +124,7 @@ def _run(args: argparse.Namespace) -> int:
         shots=args.shots,
         device=args.device,
         dtype=args.dtype,
+        sampler=args.sampler,
         cache_dir=args.cache_dir,
         base_checkpoint=args.base_checkpoint,
         upsample_checkpoint=args.upsample_checkpoint,

@@ -15,6 +15,7 @@ SMOKE_BASE_RESPACING = "3"
 SMOKE_UP_RESPACING = "ddim2"
 DEFAULT_SHARD_SIZE = {64: 1000, 256: 250}  # ~10 MB resp. ~40 MB of PNG per shard
 DTYPES = ("float32", "float16", "bfloat16")
+SAMPLERS = ("auto", "exact", "fast")  # auto: fast on CUDA, exact elsewhere
 
 
 @dataclass(kw_only=True, slots=True)
@@ -40,6 +41,7 @@ class GenerateConfig:
     shots: int | None = None
     device: str | None = None
     dtype: str | None = None
+    sampler: str = "auto"
     cache_dir: str | None = None
     base_checkpoint: str = "glide.base"
     upsample_checkpoint: str = "glide.upsample"
@@ -76,6 +78,8 @@ class GenerateConfig:
             raise GenerateError("--real-guidance DIR and --shots K go together; give both or neither")
         if c.shots is not None and c.shots < 1:
             raise GenerateError(f"--shots must be >= 1, got {c.shots}")
+        if c.sampler not in SAMPLERS:
+            raise GenerateError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {c.sampler!r}")
         if c.dtype is not None and c.dtype not in DTYPES:
             raise GenerateError(f"--dtype must be one of {', '.join(DTYPES)}, got {c.dtype!r}")
         if "://" in c.out:

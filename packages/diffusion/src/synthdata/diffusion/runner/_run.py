@@ -123,23 +123,42 @@ def default_device() -> str:
 
 
 def build_pipeline(cfg: GenerateConfig) -> Pipeline:
-    """The GLIDE pipeline for ``cfg``: tiny random models with ``smoke``, else the official weights."""
+    """The GLIDE pipeline for ``cfg``: tiny random models with ``smoke``, else the official weights; sampled
+    with the fast sampler (``runner._fast.FastGlide``) when ``cfg.sampler`` asks for it or is ``auto`` on CUDA."""
     from synthdata.diffusion.pipeline import GlidePipeline
 
     device = cfg.device or default_device()
     dtype = getattr(torch, cfg.dtype) if cfg.dtype else None
     upsample = cfg.size == 256
     if cfg.smoke:
-        return GlidePipeline.smoke(upsample=upsample, device=device, dtype=dtype or torch.float32)
-    return GlidePipeline.pretrained(
-        upsample=upsample,
-        device=device,
-        dtype=dtype,
-        cache_dir=cfg.cache_dir,
-        base_checkpoint=cfg.base_checkpoint,
-        upsample_checkpoint=cfg.upsample_checkpoint,
-        download=cfg.download,
-    )
+        pipe = GlidePipeline.smoke(upsample=upsample, device=device, dtype=dtype or torch.float32)
+    else:
+        pipe = _pretrained(cfg, device, dtype, upsample)
+    fast = cfg.sampler == "fast" or (cfg.sampler == "auto" and pipe.device.type == "cuda")
+    log.info("sampler: %s (--sampler %s) on %s", "fast" if fast else "exact", cfg.sampler, pipe.device)
+    if not fast:
+        return pipe
+    from synthdata.diffusion.runner._fast import FastGlide
+
+    return FastGlide(pipe, batch_size=cfg.batch_size)
+
+
+def _pretrained(cfg: GenerateConfig, device: str, dtype: torch.dtype | None, upsample: bool) -> Any:
+    from synthdata.diffusion.checkpoints import CheckpointError
+    from synthdata.diffusion.pipeline import GlidePipeline
+
+    try:
+        return GlidePipeline.pretrained(
+            upsample=upsample,
+            device=device,
+            dtype=dtype,
+            cache_dir=cfg.cache_dir,
+            base_checkpoint=cfg.base_checkpoint,
+            upsample_checkpoint=cfg.upsample_checkpoint,
+            download=cfg.download,
+        )
+    except CheckpointError as exc:
+        raise GenerateError(f"GLIDE weights: {exc} (or run with --smoke to check the install)") from exc
 
 
 def _steps(pipe: Pipeline, role: str, respacing: str, flag: str) -> int:
