@@ -123,6 +123,25 @@ def test_cuda_half_graph_sampler_close_to_fp32():
     fast.accelerate(model, dtype=torch.float16)
     text = _text(model, 2).cat(model.empty_text_embedding().expand(2))
     sampler = fast.FastSampler(model, diffusion, batch_size=4, guidance_scale=3.0)
-    got = sampler(x, text, noise=GeneratorNoise.from_seeds([3, 4]))
+    noise = GeneratorNoise.from_seeds([3, 4])
+    got = sampler(noise.initial((2, 3, 16, 16), "cuda"), text, noise=noise)
     assert next(iter(sampler._runners.values())).mode == "graph"
+    assert (got - want).abs().max() < 0.1
+
+
+@pytest.mark.gpu
+@torch.no_grad()
+def test_cuda_compiled_step_close_to_fp32():
+    model = _tiny("base", 16).cuda()
+    diffusion = create_diffusion(model.options, "4")
+    text = _text(model, 2).cat(model.empty_text_embedding().expand(2))
+    noise = GeneratorNoise.from_seeds([3, 4])
+    x = noise.initial((2, 3, 16, 16), "cuda")
+    want = sample_loop(diffusion, model_fn_for(model, text, guidance_scale=3.0), x, noise=noise)
+    fast.accelerate(model, dtype=torch.float16, attention="sdpa", norm="torch")
+    text = _text(model, 2).cat(model.empty_text_embedding().expand(2))
+    options = fast.FastOptions(sampler="torch", compile="default")
+    sampler = fast.FastSampler(model, diffusion, batch_size=2, guidance_scale=3.0, options=options)
+    noise = GeneratorNoise.from_seeds([3, 4])
+    got = sampler(noise.initial((2, 3, 16, 16), "cuda"), text, noise=noise)
     assert (got - want).abs().max() < 0.1
