@@ -187,14 +187,16 @@ def test_cli_class_sources(demo, tmp_path, capsys):
         str(demo["train"]),
         "--eval",
         str(demo["eval"]),
-        "--model",
-        MODEL,
-        "--pretrained",
-        "none",
+        "--smoke",
     ]
     argv += ["--epochs", "1", "--batch-size", "64", "--out", str(out), "--wise-alphas", "0.5"]
     assert main([*argv, "--classes", str(names), "--templates", str(templates)]) == 0
-    assert json.loads((out / "config.json").read_text())["templates"] == ["a photo of a {}."]
+    config = json.loads((out / "config.json").read_text())
+    assert config["templates"] == ["a photo of a {}."]
+    assert (config["config"]["model"], config["config"]["pretrained"]) == (MODEL, "none")
+    with pytest.raises(SystemExit):
+        main([*argv, "--classes", str(names), "--model", "RN50"])
+    assert "--smoke uses its own" in capsys.readouterr().err
     assert main([*argv, "--dataset", "no-such-dataset"]) == 2
     assert "unknown dataset" in capsys.readouterr().err
     templates.write_text("no placeholder\n")

@@ -17,6 +17,7 @@ from pathlib import Path
 from synthdata.tools._common import run_cli, setup_logging
 
 PROG = "synth-tune"
+SMOKE_MODEL = "synthdata-tiny-vit"
 log = logging.getLogger(PROG)
 
 
@@ -95,11 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     g = parser.add_argument_group("model")
-    g.add_argument("--model", default=d.model, help=f"open_clip architecture (default {d.model})")
+    g.add_argument("--model", help=f"open_clip architecture (default {d.model})")
     g.add_argument(
         "--pretrained",
-        default=d.pretrained,
         help=f"open_clip weights tag or file; 'none' = random weights (default {d.pretrained})",
+    )
+    g.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"tiny random CLIP ({SMOKE_MODEL}, no weights) for checking an install and CI; numbers are "
+        "not CLIP's",
     )
     g.add_argument("--precision", default=d.precision, choices=["fp32", "fp16", "bf16"])
     g.add_argument("--device", default=d.device, help=f"torch device (default {d.device})")
@@ -235,7 +241,12 @@ def resolve_classes(args: argparse.Namespace) -> tuple[list[str], list[str], str
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.smoke and (args.model or args.pretrained):
+        parser.error("--smoke uses its own tiny random model; drop --model/--pretrained")
+    if args.smoke:
+        args.model, args.pretrained = SMOKE_MODEL, "none"
     setup_logging(args.verbose)
 
     def body() -> int:
@@ -246,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.train and args.few_shot is None:
             raise ValueError("give synthetic shards with --train (and/or real data with --few-shot/--shots)")
         cfg = TuneConfig(
-            model=args.model,
-            pretrained=args.pretrained,
+            model=args.model or "RN50",
+            pretrained=args.pretrained or "openai",
             precision=args.precision,
             device=args.device,
             epochs=args.epochs,
