@@ -97,6 +97,26 @@ def test_upsampler_ddim_matches_exact_loop():
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 
 
+@torch.no_grad()
+def test_fast_pipeline_matches_glide_pipeline():
+    """Chunks of 2 (the last one padded), Real Guidance rows beside plain rows, then the upsampler."""
+    from synthdata.diffusion.pipeline import GlidePipeline
+
+    up = create_model(smoke_options("upsample", image_size=64, channel_mult="1,1,1,1", attention_resolutions="8",
+                                    text_ctx=8), seed=5)  # fmt: skip
+    pipe = GlidePipeline(_tiny("base", 16), up)
+    prompts, seeds = ["a dog", "a cat", "a red car"], [7, 8, 9]
+    ref_image = torch.rand(3, 20, 20) * 2 - 1
+    rg = [None, ref_image, None]
+    want = pipe.generate_base(prompts, seeds, respacing="4", real_guidance=rg, start_step=2)
+    want_up = pipe.upsample(want, prompts, seeds, respacing="ddim2")
+    fp = fast.FastPipeline(pipe, batch_size=2, attention="math", norm="torch", options=fast.FastOptions(sampler="torch"))
+    got = fp.generate_base(prompts, seeds, respacing="4", real_guidance=rg, start_step=2)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(fp.upsample(got, prompts, seeds, respacing="ddim2"), want_up, atol=1e-4, rtol=1e-4)
+    assert fp.describe()["fast"]["batch_size"] == 2
+
+
 def test_sampler_argument_errors():
     model = _tiny("base", 16)
     diffusion = create_diffusion(model.options, "3")

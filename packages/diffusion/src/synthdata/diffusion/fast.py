@@ -50,6 +50,7 @@ __all__ = [
     "FastAttentionBlock",
     "FastGroupNorm32",
     "FastOptions",
+    "FastPipeline",
     "FastSampler",
     "accelerate",
     "restore",
@@ -387,3 +388,164 @@ class FastSampler:
             torch.cat([_pad_rows(cond.xf_proj, rows), _pad_rows(uncond.xf_proj, rows)]),
             torch.cat([_pad_rows(cond.xf_out, rows), _pad_rows(uncond.xf_out, rows)]),
         )
+
+
+# --------------------------------------------------------------------------------------------- pipeline
+class FastPipeline:
+    """:class:`~synthdata.diffusion.pipeline.GlidePipeline`'s ``generate_base`` / ``upsample`` /
+    ``generate`` with the same arguments, noise and seeds, run by :class:`FastSampler`.
+
+    Prompts are processed in chunks of ``batch_size``; the last chunk is padded, so each model keeps
+    one step shape for the whole run. The pipeline's models are accelerated in place (``dtype=None``
+    keeps the pipeline's dtype). Samples depend on their seeds only, as in the exact pipeline.
+    """
+
+    def __init__(
+        self,
+        pipeline: Any,
+        *,
+        batch_size: int,
+        dtype: torch.dtype | str | None = None,
+        attention: str = "auto",
+        norm: str = "auto",
+        options: FastOptions | None = None,
+    ):
+        self.pipeline = pipeline
+        self.batch_size = int(batch_size)
+        self.options = options or FastOptions()
+        device = pipeline.device
+        cl = self.options.channels_last
+        for model in (pipeline.base, pipeline.upsampler):
+            if model is None:
+                continue
+            half = (dtype if dtype is not None else model.dtype) not in (torch.float32, "fp32")
+            channels_last = (device.type == "cuda" and half) if cl is None else cl
+            accelerate(model, dtype=dtype, attention=attention, norm=norm, channels_last=channels_last)
+        self._samplers: dict[Any, FastSampler] = {}
+
+    def _sampler(self, role: str, respacing: str, **kw: Any) -> FastSampler:
+        key = (role, respacing, tuple(sorted(kw.items())))
+        if key not in self._samplers:
+            model = self.pipeline.base if role == "base" else self.pipeline.upsampler
+            diffusion = self.pipeline.diffusion(role, respacing)
+            self._samplers[key] = FastSampler(model, diffusion, batch_size=self.batch_size, options=self.options, **kw)
+        return self._samplers[key]
+
+    def _chunks(self, n: int) -> list[slice]:
+        return [slice(i, min(i + self.batch_size, n)) for i in range(0, n, self.batch_size)]
+
+    @torch.no_grad()
+    def generate_base(
+        self,
+        prompts: Any,
+        seeds: Any,
+        *,
+        guidance_scale: float = 3.0,
+        respacing: str = "100",
+        real_guidance: Any = None,
+        start_step: int | None = None,
+        progress: bool = False,
+    ) -> Tensor:
+        """As ``GlidePipeline.generate_base`` (``progress`` is accepted and ignored)."""
+        from synthdata.diffusion.pipeline import _as_image
+        from synthdata.diffusion.sampling import GeneratorNoise
+
+        p, b = self.pipeline, len(prompts)
+        if len(seeds) != b:
+            raise ValueError(f"{b} prompts but {len(seeds)} seeds")
+        refs = list(real_guidance) if real_guidance is not None else [None] * b
+        if len(refs) != b:
+            raise ValueError(f"{b} prompts but {len(refs)} real_guidance entries")
+        if any(r is not None for r in refs) and start_step is None:
+            raise ValueError("real_guidance needs start_step (k; e.g. real_guidance_start_step(shots))")
+        model = p.base
+        size = model.options.image_size
+        sampler = self._sampler("base", respacing, guidance_scale=float(guidance_scale))
+        diffusion = sampler.diffusion
+        out = torch.empty((b, 3, size, size), dtype=torch.float32, device=p.device)
+        groups: dict[int | None, list[int]] = {}
+        for row, ref in enumerate(refs):
+            groups.setdefault(None if ref is None else int(start_step), []).append(row)  # type: ignore[arg-type]
+        uncond = model.empty_text_embedding()
+        for k, rows in groups.items():
+            for chunk in self._chunks(len(rows)):
+                idx = rows[chunk]
+                tokens, mask = p.tokenizer.batch([prompts[r] for r in idx], model.text_ctx, device=p.device)
+                text = model.encode_text(tokens, mask).cat(uncond)
+                noise = GeneratorNoise.from_seeds([seeds[r] for r in idx])
+                shape = (len(idx), 3, size, size)
+                if k is None:
+                    samples = sampler(noise.initial(shape, p.device), text, noise=noise)
+                else:
+                    if not 1 <= k <= diffusion.num_timesteps:
+                        raise ValueError(f"k={k} outside 1..{diffusion.num_timesteps}")
+                    ref = torch.stack([_as_image(refs[r], size) for r in idx]).to(p.device)
+                    x = diffusion.q_sample(ref, k - 1, noise.initial(ref.shape, p.device))
+                    samples = sampler(x, text, noise=noise, start=k - 1)
+                out[idx] = samples
+        return out
+
+    @torch.no_grad()
+    def upsample(
+        self,
+        low_res: Tensor,
+        prompts: Any,
+        seeds: Any,
+        *,
+        respacing: str = "fast27",
+        temperature: float = 0.997,
+        progress: bool = False,
+    ) -> Tensor:
+        """As ``GlidePipeline.upsample`` (DDIM, eta 0, no guidance; ``progress`` ignored)."""
+        from synthdata.diffusion.pipeline import quantize_8bit
+        from synthdata.diffusion.sampling import GeneratorNoise
+        from synthdata.shards.seeding import item_seed
+
+        p = self.pipeline
+        if p.upsampler is None:
+            raise ValueError("this pipeline has no upsampler; build it with upsample=True")
+        model = p.upsampler
+        size = model.options.image_size
+        sampler = self._sampler("upsample", respacing, method="ddim", eta=0.0)
+        out = torch.empty((len(prompts), 3, size, size), dtype=torch.float32, device=p.device)
+        low = quantize_8bit(low_res).to(p.device)
+        for chunk in self._chunks(len(prompts)):
+            idx = list(range(len(prompts)))[chunk]
+            tokens, mask = p.tokenizer.batch([prompts[r] for r in idx], model.text_ctx, device=p.device)
+            noise = GeneratorNoise.from_seeds([item_seed(int(seeds[r]), "upsample", stream="glide") for r in idx])
+            x = noise.initial((len(idx), 3, size, size), p.device) * temperature
+            out[chunk] = sampler(x, model.encode_text(tokens, mask), low_res=low[chunk])
+        return out
+
+    def generate(
+        self,
+        prompts: Any,
+        seeds: Any,
+        *,
+        size: int = 64,
+        guidance_scale: float = 3.0,
+        base_respacing: str = "100",
+        up_respacing: str = "fast27",
+        upsample_temp: float = 0.997,
+        real_guidance: Any = None,
+        start_step: int | None = None,
+        progress: bool = False,
+    ) -> Tensor:
+        """As ``GlidePipeline.generate``: uint8 (B, H, W, 3) on the CPU; ``size`` 64 or 256."""
+        from synthdata.diffusion.pipeline import to_uint8
+
+        if size not in (64, 256):
+            raise ValueError(f"size must be 64 or 256, got {size}")
+        x = self.generate_base(
+            prompts, seeds, guidance_scale=guidance_scale, respacing=base_respacing,
+            real_guidance=real_guidance, start_step=start_step,
+        )  # fmt: skip
+        if size == 256:
+            x = self.upsample(x, prompts, seeds, respacing=up_respacing, temperature=upsample_temp)
+        return to_uint8(x)
+
+    def describe(self) -> dict[str, Any]:
+        """The pipeline's description plus the fast settings."""
+        info = dict(self.pipeline.describe())
+        info["fast"] = {"batch_size": self.batch_size, "options": repr(self.options)}
+        return info
