@@ -113,7 +113,11 @@ def _body(args: argparse.Namespace, argv: list[str] | None) -> int:
         zs, ct = by_method["zero-shot"]["top1"], by_method["classifier-tuning"]["top1"]
         note = " (smoke: stand-in test set, meaningless)" if by_method["zero-shot"].get("stand_in_test_set") else ""
         print(f"zero-shot top-1 {100 * zs:.2f}% -> tuned top-1 {100 * ct:.2f}%{note}")
-    print(f"{'nothing to do; ' if not ran else ''}report: {result.run_dir / 'report.html'}")
+    report = result.run_dir / "report.html"
+    if args.until and args.until != "report":
+        print(f"stopped after {args.until}; rerun without --until to finish: {result.run_dir}")
+    else:
+        print(f"{'nothing to do; ' if not ran else ''}report: {report}")
     return 0
 
 
