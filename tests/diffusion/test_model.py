@@ -158,3 +158,16 @@ def test_convert_to_dtype_keeps_norms_float32_and_runs(tensors, cases):
         out = model(t["x"][:1], t["t"][:1], t["tokens"][:1], t["mask"][:1])
     assert out.dtype == torch.float32
     assert rel(out, t["out"][:1]) < 0.05  # bf16 blocks: close, not exact
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_on_cuda_is_close(tensors, cases, dtype):
+    model = create_model(cases["tiny_base"]["options"])
+    model.load_state_dict(load_file(str(REF / "tiny_base.safetensors")))
+    model.to("cuda").convert_to_dtype(dtype)
+    t = {k: v.cuda() for k, v in case(tensors, "base_forward").items()}
+    with torch.no_grad():
+        out = model(t["x"], t["t"], t["tokens"], t["mask"])
+    assert out.dtype == torch.float32
+    assert rel(out.cpu(), t["out"].cpu()) < 2e-2
