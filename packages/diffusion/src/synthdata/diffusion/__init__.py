@@ -1,1 +1,36 @@
-"""synthdata.diffusion."""
+"""synthdata.diffusion: GLIDE (64 px text-to-image base, 256 px upsampler), exact and checkpoint-compatible.
+
+The public API; see ``docs/glide.md``. Modules: ``options``, ``model``, ``tokenizer``, ``schedule``,
+``sampling``, ``checkpoints``, ``pipeline``, ``reference``.
+"""
+
+from synthdata.diffusion.checkpoints import CheckpointError, load_checkpoint, resolve_checkpoint
+from synthdata.diffusion.model import create_model
+from synthdata.diffusion.options import (
+    GlideOptions,
+    base_options,
+    options_from,
+    smoke_options,
+    upsample_options,
+)
+from synthdata.diffusion.pipeline import GlidePipeline
+from synthdata.diffusion.sampling import REAL_GUIDANCE_STEPS, real_guidance_start_step
+from synthdata.diffusion.schedule import create_diffusion
+from synthdata.diffusion.tokenizer import get_tokenizer
+
+__all__ = [
+    "REAL_GUIDANCE_STEPS",
+    "CheckpointError",
+    "GlideOptions",
+    "GlidePipeline",
+    "base_options",
+    "create_diffusion",
+    "create_model",
+    "get_tokenizer",
+    "load_checkpoint",
+    "options_from",
+    "real_guidance_start_step",
+    "resolve_checkpoint",
+    "smoke_options",
+    "upsample_options",
+]
