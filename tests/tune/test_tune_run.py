@@ -213,3 +213,23 @@ def test_parallel_decoding_gives_the_same_features_in_index_order(demo):
         assert torch.allclose(f0, f2, atol=1e-6) and torch.equal(y0, y2)
         expected = image_set.labels if subset is None else image_set.labels[subset]
         assert y0.tolist() == expected.tolist()
+
+
+def test_few_shot_only_from_shards(demo, tmp_path):
+    """No synthetic data: k real shots a class drawn from shards; an epoch is one pass over them."""
+    cfg = TuneConfig(**{**FAST, "shots": 2, "real_batch_size": 4, "sl": 0.0})
+    record = run_tuning(
+        cfg,
+        classnames=CLASSES,
+        templates=DEFAULT_TEMPLATES[:2],
+        eval_data=demo["eval"],
+        out=tmp_path / "o",
+        few_shot=demo["train"],
+        cache_dir=demo["cache"],
+    )
+    assert record["setting"] == "few-shot" and record["steps"] == 5 * 2
+    assert record["data"]["train"] is None and record["data"]["few_shot"]["samples"] == 8
+    assert record["data"]["few_shot"]["kind"] == "shards" and record["feature_cache"]["real"] in (
+        "hit",
+        "miss",
+    )
