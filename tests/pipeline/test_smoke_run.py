@@ -62,6 +62,12 @@ def test_zero_shot_run_resume_and_report(tmp_path, classes_file, capsys):
     again = _stages(out)
     assert {s for s in first if again[s] != first[s]} == {"tune", "report"}
 
+    # A damaged output: the tuner resumes from its checkpoint and writes the head again.
+    (out / "tune" / "head.safetensors").unlink()
+    assert main([*argv, "--epochs", "2"]) == 0
+    assert (out / "tune" / "head.safetensors").is_file()
+    assert json.loads((out / "stages" / "tune.json").read_text())["finished"] != again["tune"]
+
     if shutil.which(CHROMIUM):
         total, ok = rendered_counts(dump_dom(out / "report.html", tmp_path))
         assert total >= 6 and ok == total

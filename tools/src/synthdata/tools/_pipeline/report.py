@@ -160,6 +160,10 @@ def plot_training(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     axes[1].plot(epochs, [r.get("lr") or 0.0 for r in rows], "-o", ms=3, color="#f58518")
     axes[1].set_xlabel("epoch")
     axes[1].set_title("learning rate (last step of each epoch)")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

@@ -56,4 +56,5 @@ def run(ctx: RunContext) -> dict[str, Any]:
     }
 
 
-STAGE = Stage("filter", (layout.FILTER_DIR,), _inputs, run)
+# keep_partial: an interrupted filter run keeps its per-shard score checkpoints and rescores only the rest.
+STAGE = Stage("filter", (layout.FILTER_DIR,), _inputs, run, keep_partial=True)

@@ -1,6 +1,6 @@
 """Stage ``tune``: Classifier Tuning of CLIP on ``R/filtered`` (plus ``--shots`` real images a class from
 ``--few-shot``) with :func:`synthdata.tune.run_tuning`, evaluated on ``--eval`` (or the smoke stand-in).
-Writes ``R/tune/`` (heads, ``train_log.jsonl``, ``confusion.png``) and ``R/results.jsonl``: one line per
+Writes ``R/tune/`` (heads, ``train_log.jsonl``, ``confusion.png``, the per-epoch checkpoint) and ``R/results.jsonl``: one line per
 classifier (zero-shot CLIP, the tuned head, the best WiSE-FT mix)."""
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if cfg.tune_batch_size is not None:
         kwargs["batch_size"] = cfg.tune_batch_size
+    # Decoding processes: none for the few smoke images (starting them costs more than they save).
+    kwargs["workers"] = 0 if cfg.smoke else (4 if ctx.device.startswith("cuda") else 1)
     try:
         tcfg = TuneConfig(
             model=cfg.clip_model or "RN50",
@@ -110,4 +112,6 @@ def run(ctx: RunContext) -> dict[str, Any]:
     }
 
 
-STAGE = Stage("tune", (layout.TUNE_DIR, layout.RESULTS), _inputs, run)
+# keep_partial: an interrupted tuning run resumes from its per-epoch checkpoint (run_tuning checks it
+# belongs to the same settings and data).
+STAGE = Stage("tune", (layout.TUNE_DIR, layout.RESULTS), _inputs, run, keep_partial=True)
