@@ -15,6 +15,13 @@ def test_plain_flags_mean_train() -> None:
     assert args.command == "train" and args.model == "resnet18" and args.img_size == 64
 
 
+def test_smoke_defaults_yield_to_given_flags() -> None:
+    args = parse_args(["--data", "D", "--smoke", "--epochs", "2"])
+    assert (args.model, args.img_size, args.epochs, args.device) == ("test_resnet", 32, 2, "cpu")
+    args = parse_args(["transfer", "--ckpt", "c", "--train-dir", "t", "--eval-dir", "v", "--smoke"])
+    assert (args.epochs, args.device, args.mode) == (1, "cpu", "finetune")
+
+
 def test_train_then_transfer(
     demo_shards: Path, demo_folders: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

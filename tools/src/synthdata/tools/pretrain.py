@@ -22,6 +22,24 @@ PROG = "synth-pretrain"
 SUBCOMMANDS = ("train", "transfer")
 
 
+# --smoke replaces these defaults (flags given on the command line win): a tiny random timm model on the CPU.
+SMOKE = {
+    "train": {
+        "model": "test_resnet",
+        "img_size": 32,
+        "epochs": 1,
+        "batch_size": 8,
+        "workers": 0,
+        "device": "cpu",
+    },
+    "transfer": {"epochs": 1, "batch_size": 8, "workers": 0, "device": "cpu"},
+}
+
+
+def _smoke_help(command: str) -> str:
+    return ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in SMOKE[command].items()) + " unless given"
+
+
 def _train_parser(sub: argparse._SubParsersAction) -> None:
     d = TrainConfig(data="")
     p = sub.add_parser("train", help="pre-train on shards (the default when no subcommand is given)")
@@ -92,6 +110,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
         "--stop-after-epochs", type=int, help="stop this invocation after N epochs; rerun to go on"
     )
     g.add_argument("-v", "--verbose", action="store_true")
+    g.add_argument(
+        "--smoke", action="store_true", help=f"check an install on the CPU: {_smoke_help('train')}"
+    )
 
 
 def _transfer_parser(sub: argparse._SubParsersAction) -> None:
@@ -115,6 +136,9 @@ def _transfer_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", help="where transfer.jsonl goes (default: the checkpoint's run directory)")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument(
+        "--smoke", action="store_true", help=f"check an install on the CPU: {_smoke_help('transfer')}"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,7 +155,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in (*SUBCOMMANDS, "-h", "--help"):
         argv = ["train", *argv]  # plain flags mean train
-    return build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
+    if args.smoke:
+        given = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
+        for name, value in SMOKE[args.command].items():
+            if f"--{name.replace('_', '-')}" not in given:
+                setattr(args, name, value)
+    return args
 
 
 def _config_kwargs(args: argparse.Namespace, cls: type) -> dict:
