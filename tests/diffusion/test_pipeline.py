@@ -114,3 +114,20 @@ def test_pretrained_offline_names_the_file(tmp_path, monkeypatch):
     )
     with pytest.raises(CheckpointError, match=r"base\.pt.*http://127\.0\.0\.1:9/base\.pt"):
         GlidePipeline.pretrained(upsample=False, cache_dir=tmp_path, download=False)
+
+
+def test_generate_base_equals_the_documented_composition(pipe):
+    """Seed s: initial noise then one draw per ancestral step from torch.Generator().manual_seed(s); the
+    prompt's embedding with the empty prompt's for guidance."""
+    from synthdata.diffusion.sampling import TensorNoise, model_fn_for, sample_loop
+
+    got = pipe.generate_base(["a cat"], [21], respacing="3", guidance_scale=2.5)
+    g = torch.Generator().manual_seed(21)
+    initial = torch.randn((3, 16, 16), generator=g)[None]
+    steps = torch.stack([torch.randn((3, 16, 16), generator=g)[None] for _ in range(2)])
+    model = pipe.base
+    tokens, mask = pipe.tokenizer.batch(["a cat", ""], 128)
+    with torch.no_grad():
+        fn = model_fn_for(model, model.encode_text(tokens, mask), guidance_scale=2.5)
+    want = sample_loop(pipe.diffusion("base", "3"), fn, initial, noise=TensorNoise(initial, steps))
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

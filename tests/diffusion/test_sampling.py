@@ -26,7 +26,6 @@ def _guided(model, t, scale):
         return model_fn_for(model, model.encode_text(t["tokens"], t["mask"]), guidance_scale=scale)
 
 
-@pytest.mark.slow
 def test_base_cfg_parity(tensors, cases, tiny_base):
     entry, t = cases["base_cfg"], case(tensors, "base_cfg")
     d = create_diffusion(entry["options"])
@@ -36,7 +35,6 @@ def test_base_cfg_parity(tensors, cases, tiny_base):
     assert rel(out, t["samples"]) < 1e-3
 
 
-@pytest.mark.slow
 def test_real_guidance_parity(tensors, cases, tiny_base):
     entry = cases["real_guidance"]
     t = case(tensors, "real_guidance")
