@@ -132,3 +132,18 @@ def test_resampled_epochs(demo_shards: Path, tmp_path: Path) -> None:
     assert summary["finished"]
     (epoch,) = _epochs(out)
     assert epoch["samples"] == 40 and epoch["step"] == 5
+
+
+def test_raising_epochs_rebuilds_the_schedule(
+    demo_shards: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "run"
+    train(tiny_config(demo_shards, out, epochs=1, min_lr=1e-5))
+    first = _epochs(out)[0]["lr"]
+    assert first == pytest.approx(1e-5)  # the end of a one-epoch cosine
+    with caplog.at_level("WARNING"):
+        summary = train(tiny_config(demo_shards, out, epochs=3, min_lr=1e-5))
+    assert "changed: epochs" in caplog.text and summary["completed_epochs"] == 3
+    lrs = [r["lr"] for r in _epochs(out)]
+    assert lrs[1] > lrs[2] == pytest.approx(1e-5)  # a 3-epoch cosine, resumed after its first epoch
+    assert load_checkpoint(out / "checkpoints/last.pt")["global_update"] == 3 * 8

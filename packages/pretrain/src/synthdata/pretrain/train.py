@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 # Settings a resumed run must share with its checkpoint (anything else may change between invocations).
 RESUME_MUST_MATCH = ("model", "img_size", "num_classes")
+# Settings that shape the learning-rate schedule; when they change on resume the schedule is rebuilt.
+SCHEDULE_KEYS = ("epochs", "sched", "lr", "warmup_epochs", "min_lr")
 
 
 def _seed_all(seed: int) -> None:
@@ -133,7 +135,6 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
         if ema is not None:
             if ckpt.get("ema") is not None:
                 ema.load_state_dict(ckpt["ema"])
@@ -142,6 +143,24 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
         if scaler is not None and ckpt.get("scaler") is not None:
             scaler.load_state_dict(ckpt["scaler"])
         start_epoch, global_update = int(ckpt["epoch"]), int(ckpt["global_update"])
+        saved = ckpt.get("config", {})
+        saved_upe = ckpt.get("updates_per_epoch", global_update // max(start_epoch, 1))
+        changed = [k for k in SCHEDULE_KEYS if saved.get(k) != getattr(cfg, k)]
+        if saved_upe != updates_per_epoch:
+            changed.append("updates per epoch (batch, ranks or accumulation)")
+        if changed:
+            # timm's schedulers are functions of the update count; restart it from the new settings at this
+            # epoch rather than keep a schedule sized for the old run (e.g. after raising --epochs)
+            global_update = start_epoch * updates_per_epoch
+            if info.is_main:
+                log.warning(
+                    "the learning-rate schedule follows the new settings from epoch %d (changed: %s)",
+                    start_epoch + 1,
+                    ", ".join(changed),
+                )
+        else:
+            scheduler.load_state_dict(ckpt["scheduler"])
+        scheduler.step_update(num_updates=global_update)
 
     raw_model = model
     if info.distributed:
@@ -370,6 +389,7 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
                     "data_config": dcfg,
                     "world_size": info.world_size,
                     "data_workers": plan.workers,
+                    "updates_per_epoch": updates_per_epoch,
                     "metrics": record,
                 },
                 ckpt_dir,
