@@ -21,9 +21,10 @@ def test_fast_matches_exact_on_cpu():
     fast = FastGlide(GlidePipeline.smoke(upsample=False), batch_size=4)
     kw = {"size": 64, "base_respacing": "2"}
     want = exact.generate(PROMPTS, SEEDS, **kw)
-    got = fast.generate(PROMPTS, SEEDS, **kw)  # 3 rows padded to the sampler's batch of 4: rows independent
+    got = fast.generate(PROMPTS, SEEDS, **kw)  # 3 rows: a sampler of 3 (no padding to 4)
     assert got.shape == want.shape == (3, 64, 64, 3) and got.dtype == torch.uint8
     _close(got, want)
+    assert [k[-1] for k in fast._samplers] == [3]
     assert fast.model_digests() == exact.model_digests() and fast.describe()["sampler"] == "fast"
     # Real Guidance: every row starts from its reference noised to step k-1
     refs = [torch.full((48, 48, 3), v, dtype=torch.uint8) for v in (20, 120, 220)]

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 class FastGlide:
     """``generate`` / ``describe`` / ``model_digests`` / ``diffusion`` of ``pipe``, sampled with FastSampler.
 
-    ``batch_size`` is the sampler's fixed batch: smaller batches are padded to it (one captured graph).
+    ``batch_size`` is the largest batch; each distinct batch size gets its own fixed-shape sampler (and, on
+    CUDA, its own captured graph), so no rows are wasted on padding.
     The models are prepared in place with :func:`accelerate` (kernels where eligible, PyTorch elsewhere).
     """
 
@@ -53,15 +54,20 @@ class FastGlide:
         self._samplers: dict[tuple[Any, ...], FastSampler] = {}
         self._attention, self._norm = attention, norm
 
-    def _sampler(self, role: str, respacing: str, guidance: float | None, method: str) -> FastSampler:
-        key = (role, respacing, guidance, method)
+    def _sampler(
+        self, role: str, respacing: str, guidance: float | None, method: str, rows: int
+    ) -> FastSampler:
+        # One sampler per row count: a short batch (a shard's last) gets its own step rather than being
+        # padded to the full batch; a run sees at most three row counts (full, shard rest, last shard rest).
+        rows = min(rows, self.batch_size)
+        key = (role, respacing, guidance, method, rows)
         if key not in self._samplers:
             model = self.pipe.base if role == "base" else self.pipe.upsampler
             assert model is not None
             self._samplers[key] = FastSampler(
                 model,
                 self.pipe.diffusion(role, respacing),
-                batch_size=self.batch_size,
+                batch_size=rows,
                 guidance_scale=guidance,
                 method=method,  # type: ignore[arg-type]
                 eta=0.0,
@@ -93,12 +99,16 @@ class FastGlide:
         s = base.options.image_size
         tokens, mask = pipe.tokenizer.batch(prompts, base.text_ctx, device=dev)
         text = base.encode_text(tokens, mask).cat(base.empty_text_embedding().expand(b))
-        sampler = self._sampler("base", base_respacing, float(guidance_scale), "ancestral")
+        if b > self.batch_size:
+            raise ValueError(f"{b} rows for a fast sampler of batch_size {self.batch_size}")
+        sampler = self._sampler("base", base_respacing, float(guidance_scale), "ancestral", b)
         noise = GeneratorNoise.from_seeds(seeds)
         refs = list(real_guidance) if real_guidance is not None else []
         if any(r is not None for r in refs):
             if len(refs) != b or any(r is None for r in refs) or start_step is None:
-                raise ValueError("the fast sampler takes Real Guidance for every row of a batch, with start_step")
+                raise ValueError(
+                    "the fast sampler takes Real Guidance for every row of a batch, with start_step"
+                )
             ref = torch.stack([_as_image(r, s) for r in refs]).to(dev)  # type: ignore[arg-type]
             k = int(start_step)
             x = pipe.diffusion("base", base_respacing).q_sample(ref, k - 1, noise.initial(ref.shape, dev))
@@ -110,10 +120,12 @@ class FastGlide:
             if up is None:
                 raise ValueError("this pipeline has no upsampler; build it with upsample=True")
             tokens, mask = pipe.tokenizer.batch(prompts, up.text_ctx, device=dev)
-            up_noise = GeneratorNoise.from_seeds([item_seed(int(x), "upsample", stream="glide") for x in seeds])
+            up_noise = GeneratorNoise.from_seeds(
+                [item_seed(int(x), "upsample", stream="glide") for x in seeds]
+            )
             us = up.options.image_size
             x = up_noise.initial((b, 3, us, us), dev) * upsample_temp
-            sampler = self._sampler("upsample", up_respacing, None, "ddim")
+            sampler = self._sampler("upsample", up_respacing, None, "ddim", b)
             out = sampler(x, up.encode_text(tokens, mask), noise=up_noise, low_res=quantize_8bit(out).to(dev))
         return to_uint8(out)
 
