@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from synthdata.shards._atomic import atomic_write_bytes
 from synthdata.tools._pipeline import layout
+from synthdata.tools._pipeline._io import atomic_write_bytes
 from synthdata.tools._pipeline.stages import read_marker
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from synthdata.shards._atomic import atomic_write_json
 from synthdata.tools._pipeline import layout
+from synthdata.tools._pipeline._io import atomic_write_json
 from synthdata.tools._pipeline.config import (
     CONFIG_SCHEMA,
     PipelineConfig,

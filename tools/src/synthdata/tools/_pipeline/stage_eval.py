@@ -8,8 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from synthdata.tools._pipeline import layout
 from synthdata.tools._pipeline.context import RunContext, Stage
 
@@ -23,6 +21,8 @@ def _inputs(ctx: RunContext) -> dict[str, Path]:
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
+    import numpy as np
+
     from synthdata.shards import (
         DatasetInfo,
         Sample,

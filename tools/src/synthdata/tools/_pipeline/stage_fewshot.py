@@ -9,8 +9,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-from synthdata.shards._atomic import atomic_write_bytes
 from synthdata.tools._pipeline import layout
+from synthdata.tools._pipeline._io import atomic_write_bytes
 from synthdata.tools._pipeline.config import PipelineError
 from synthdata.tools._pipeline.context import RunContext, Stage
 

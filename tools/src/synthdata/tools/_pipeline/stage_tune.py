@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from synthdata.shards._atomic import atomic_write_bytes
 from synthdata.tools._pipeline import layout
+from synthdata.tools._pipeline._io import atomic_write_bytes
 from synthdata.tools._pipeline.config import PipelineError
 from synthdata.tools._pipeline.context import RunContext, Stage
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthdata.shards._atomic import atomic_write_json
+from synthdata.tools._pipeline._io import atomic_write_json
 
 MARKER_SCHEMA = "synthdata.pipeline-stage/1"
 STAGES_DIR = "stages"
