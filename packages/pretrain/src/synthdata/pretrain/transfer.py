@@ -20,6 +20,7 @@ from torchvision.datasets import ImageFolder
 from synthdata.pretrain._models import amp_dtype, create_model, eval_transform, train_transform
 from synthdata.pretrain.checkpoint import load_checkpoint
 from synthdata.pretrain.config import PretrainError, TransferConfig
+from synthdata.pretrain.data import _cpus_per_process
 
 log = logging.getLogger(__name__)
 
@@ -117,17 +118,18 @@ def transfer(cfg: TransferConfig) -> dict[str, Any]:
     lr = cfg.lr if cfg.lr is not None else DEFAULT_LR[cfg.mode]
     wd = cfg.weight_decay if cfg.weight_decay is not None else DEFAULT_WD[cfg.mode]
     optimizer = create_optimizer_v2(params, opt="adamw", lr=lr, weight_decay=wd)
+    workers = min(cfg.workers, _cpus_per_process())
     g = torch.Generator().manual_seed(cfg.seed)
     train_loader = DataLoader(
         train_ds,
         batch_size=cfg.batch_size,
         shuffle=True,
-        num_workers=cfg.workers,
+        num_workers=workers,
         generator=g,
         drop_last=len(train_ds) > cfg.batch_size,
         pin_memory=device.type == "cuda",
     )
-    eval_loader = DataLoader(eval_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers)
+    eval_loader = DataLoader(eval_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=workers)
     scheduler, _ = create_scheduler_v2(
         optimizer,
         sched="cosine",
