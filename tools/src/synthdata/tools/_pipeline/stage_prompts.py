@@ -11,6 +11,7 @@ from typing import Any
 from synthdata.tools._pipeline import layout
 from synthdata.tools._pipeline.config import PipelineError
 from synthdata.tools._pipeline.context import RunContext, Stage
+from synthdata.tools._pipeline.stages import STAGES_DIR
 
 log = logging.getLogger("synth-pipeline")
 
@@ -46,6 +47,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         else:
             records, info = _le(ctx, per_class)
         n = write_prompts(ctx.path(layout.PROMPTS), records)
+        _journal(ctx).unlink(missing_ok=True)  # the output is complete: nothing left to resume
     except PromptsError as exc:
         raise PipelineError(f"prompts: {exc}") from exc
     classes_with_prompts = len({r.class_index for r in records})
@@ -55,6 +57,10 @@ def run(ctx: RunContext) -> dict[str, Any]:
             "try --prompt-method template"
         )
     return {**info, "prompts": n, "per_class": per_class, "prefix": ctx.prefix, "suffix": ctx.suffix}
+
+
+def _journal(ctx: RunContext) -> Path:
+    return ctx.path(STAGES_DIR) / ".prompts.le-journal.jsonl"
 
 
 def _le(ctx: RunContext, per_class: int) -> tuple[list[Any], dict[str, Any]]:
@@ -67,7 +73,12 @@ def _le(ctx: RunContext, per_class: int) -> tuple[list[Any], dict[str, Any]]:
         enhancer = LanguageEnhancer.smoke(ctx.classnames, device="cpu")
     else:
         enhancer = LanguageEnhancer.from_pretrained(cfg.le_model or DEFAULT_MODEL, device=ctx.device)
-    result = enhancer.generate(ctx.classnames, le_cfg)
+    # The journal lives beside the markers, not in the stage's output (which a redo removes), so an
+    # interrupted Language Enhancement resumes after its last finished block; it is keyed on the settings,
+    # so one from other settings is ignored.
+    journal = _journal(ctx)
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    result = enhancer.generate_resumable(ctx.classnames, le_cfg, journal=journal)
     records = le_prompts(result, ctx.classnames, ctx.prefix, ctx.suffix)
     short = {s.class_name: s.shortfall for s in result.stats if s.shortfall}
     if short:
