@@ -27,7 +27,19 @@ def test_shuffle_is_seeded(tmp_path):
     make_dataset(tmp_path, n=24, max_count=4)
     a = _keys(wds_pipeline(tmp_path, shuffle=20, seed=1, with_key=True))
     b = _keys(wds_pipeline(tmp_path, shuffle=20, seed=1, with_key=True))
-    assert sorted(a) == sorted(b) == [f"k{i:04d}" for i in range(24)]
+    c = _keys(wds_pipeline(tmp_path, shuffle=20, seed=2, with_key=True))
+    assert a == b, "the same seed gives the same sample order"
+    assert a != c, "another seed gives another order"
+    assert sorted(a) == sorted(c) == [f"k{i:04d}" for i in range(24)]
+
+
+def test_each_pass_of_one_pipeline_reshuffles_reproducibly(tmp_path):
+    make_dataset(tmp_path, n=24, max_count=4)
+    pipeline = wds_pipeline(tmp_path, shuffle=20, seed=1, with_key=True)
+    first, second = _keys(pipeline), _keys(pipeline)
+    assert first != second
+    again = wds_pipeline(tmp_path, shuffle=20, seed=1, with_key=True)
+    assert [_keys(again), _keys(again)] == [first, second]
 
 
 def test_split_by_node_gives_disjoint_shards(tmp_path, monkeypatch):

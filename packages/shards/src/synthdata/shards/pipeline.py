@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -15,6 +16,7 @@ import webdataset as wds
 
 from synthdata.shards.encoding import IMAGE_EXTENSIONS
 from synthdata.shards.reader import list_shards
+from synthdata.shards.seeding import item_seed
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,29 @@ def _is_complete(sample: dict[str, Any]) -> bool:
     return "cls" in sample and any(k in sample for k in IMAGE_EXTENSIONS)
 
 
+class SeededSampleShuffle(wds.PipelineStage):
+    """A sample shuffle buffer whose order is a pure function of (seed, epoch, rank, worker).
+
+    webdataset's ``shuffle`` seeds itself from the clock, so a resumed run would see other batches. Each
+    ``run`` (one pass over the data) advances the epoch; call :meth:`set_epoch` when the pipeline object is
+    rebuilt every epoch (for example in non-persistent DataLoader workers).
+    """
+
+    def __init__(self, bufsize: int, initial: int, seed: int) -> None:
+        self.bufsize, self.initial, self.seed = bufsize, initial, seed
+        self.epoch = -1
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass use ``epoch`` (the pass after that uses ``epoch + 1``)."""
+        self.epoch = epoch - 1
+
+    def run(self, src):
+        self.epoch += 1
+        rank, _, worker, _ = wds.utils.pytorch_worker_info()
+        rng = random.Random(item_seed(self.seed, f"epoch{self.epoch}/rank{rank}/worker{worker}", stream="shuffle"))
+        return wds.shuffle(self.bufsize, self.initial, rng=rng)(src)
+
+
 def wds_pipeline(
     source: str | os.PathLike[str] | Sequence[str],
     *,
@@ -80,6 +105,8 @@ def wds_pipeline(
       across nodes (``RANK``/``WORLD_SIZE`` or torch.distributed) and DataLoader workers.
     - ``on_error``: ``"raise"`` fails on the first corrupt shard or sample; ``"warn"`` skips it, warns and
       counts it in ``errors``. Partial samples (no image or no class) are never yielded.
+    - ``seed``: shard order and the sample shuffle buffer are seeded from it (per epoch, rank and worker), so
+      the same seed and layout give the same sample order on every run.
     """
     urls = resolve_urls(source)
     handler = (
@@ -98,7 +125,7 @@ def wds_pipeline(
             stages.append(wds.split_by_worker)
     stages.append(wds.tarfile_to_samples(handler=handler))
     if shuffle:
-        stages.append(wds.shuffle(shuffle, initial=min(shuffle, 100)))
+        stages.append(SeededSampleShuffle(shuffle, min(shuffle, 100), seed))
     stages.append(wds.select(_is_complete))
     stages.append(wds.decode(decode, handler=handler))
     fields = [IMAGE_KEYS, "cls"] + (["json"] if with_meta else []) + (["__key__"] if with_key else [])
