@@ -70,3 +70,28 @@ def test_pretokenize_equals_gpt2_pattern(text):
     # unassigned code points (Cn) are left out: their class depends on the Unicode version of each library
     regex = pytest.importorskip("regex")
     assert pretokenize(text) == regex.findall(_GPT2, text)
+
+
+@pytest.fixture(scope="module")
+def transformers_gpt2(tmp_path_factory):
+    """transformers' GPT-2 tokenizer over the same (packaged) vocabulary files, as an independent check."""
+    import gzip
+
+    transformers = pytest.importorskip("transformers")
+    bpe = resources.files("synthdata.diffusion") / "bpe"
+    root = tmp_path_factory.mktemp("gpt2")
+    (root / "vocab.json").write_bytes(gzip.decompress((bpe / "encoder.json.gz").read_bytes()))
+    (root / "merges.txt").write_bytes(gzip.decompress((bpe / "vocab.bpe.gz").read_bytes()))
+    return transformers.GPT2Tokenizer(str(root / "vocab.json"), str(root / "merges.txt"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("abcxyz AZ09'.,!-é東😀\n")), max_size=60))
+def test_encode_equals_transformers_gpt2_tokenizer(transformers_gpt2, text):
+    # GLIDE lower-cases before BPE; everything after that is GPT-2's byte-level BPE
+    assert get_tokenizer().encode(text) == transformers_gpt2.encode(text.lower())
+
+
+def test_reference_prompts_equal_transformers_gpt2_tokenizer(transformers_gpt2):
+    for case in CASES["cases"]:
+        assert get_tokenizer().encode(case["text"]) == transformers_gpt2.encode(case["text"].lower())
