@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.smoke:
         args.model, args.classes, args.per_class, args.loop_images = "synthdata-tiny-rn", [3], 2, 2
+    load_before = os.getloadavg()
     bundle = load_clip(args.model, "none", device=args.device)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -172,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         kind = "gpu" if args.device.startswith("cuda") else "cpu"
         extra = {
             "note": "loop *_s_all = steady-state time per image x images (the loop is linear); cpu_s = CPU "
-            "seconds of the process and its finished children (workers, subprocess)"
+            "seconds of the process and its finished children (workers, subprocess)",
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
         }
         path = write_results(f"filter_{kind}", rows, extra)
         print(f"wrote {path}")
