@@ -8,6 +8,7 @@ See ``docs/shards.md`` for the format.
 
 from synthdata.shards.dataset_info import DatasetInfo, read_dataset_json, write_dataset_json
 from synthdata.shards.demo import demo_classes, draw_demo_image, imagefolder_dirname, make_demo
+from synthdata.shards.encoding import decode_image, encode_image
 from synthdata.shards.errors import (
     CorruptShardError,
     DatasetInfoError,
@@ -46,8 +47,10 @@ __all__ = [
     "WorkSplit",
     "contact_sheet",
     "dataset_stats",
+    "decode_image",
     "demo_classes",
     "draw_demo_image",
+    "encode_image",
     "group_by_class",
     "imagefolder_dirname",
     "is_complete",
