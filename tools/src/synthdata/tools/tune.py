@@ -114,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train the image encoder end to end too (default: frozen encoder, cached features)",
     )
+    g.add_argument(
+        "--bn-calibration",
+        type=int,
+        default=d.bn_calibration,
+        metavar="N",
+        help="an encoder whose BatchNorm layers never saw data (random weights) first gets their statistics "
+        f"estimated from up to N training images; pretrained encoders are untouched; 0 = off "
+        f"(default {d.bn_calibration})",
+    )
 
     g = parser.add_argument_group("optimisation (defaults: the paper's recipe)")
     g.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
@@ -281,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             feature_batch_size=args.feature_batch_size,
             workers=args.workers,
             use_cache=not args.no_cache,
+            bn_calibration=args.bn_calibration,
         )
         classnames, templates, source = resolve_classes(args)
         log.info("%d classes from %s; %d templates", len(classnames), source, len(templates))

@@ -23,6 +23,10 @@ class TuneConfig:
     30 epochs, weight decay 0.1, 512 synthetic (+32 real) images a step; lr 2e-3 zero-shot, 1e-3 few-shot
     (``lr=None`` picks by setting, see :meth:`resolved_lr`); soft-label distillation weight 0.5 at T=2
     (``loss = (1 - sl) * CE + sl * SoftCE``, see :mod:`synthdata.tune.losses`).
+
+    ``bn_calibration``: an image encoder whose BatchNorm layers never saw data (random weights) first gets
+    their statistics estimated from up to this many training images (0: off); pretrained encoders and
+    encoders without BatchNorm are never touched (see :mod:`synthdata.tune.batchnorm`).
     """
 
     model: str = "RN50"
@@ -49,6 +53,7 @@ class TuneConfig:
     feature_batch_size: int = 128
     workers: int = 4
     use_cache: bool = True
+    bn_calibration: int = 256
 
     def __post_init__(self) -> None:
         checks = [
@@ -70,6 +75,7 @@ class TuneConfig:
             (self.shots is None or self.shots >= 1, f"--shots must be >= 1, got {self.shots}"),
             (self.feature_batch_size >= 1, "feature batch size must be >= 1"),
             (self.workers >= 0, f"--workers must be >= 0, got {self.workers}"),
+            (self.bn_calibration >= 0, f"--bn-calibration must be >= 0 images, got {self.bn_calibration}"),
             (
                 not self.finetune or self.precision == "fp32",
                 "--finetune keeps fp32 weights for AdamW; use --precision fp32 with it",
