@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-SMOKE_SCRIPTS = ["bench_shards.py"]
+SMOKE_SCRIPTS = [
+    "bench_shards.py",
+    "bench_prompts.py",
+    "bench_glide_forward.py",
+    "bench_kernels.py",
+    "bench_sampling.py",
+    "bench_filter.py",
+]
 
 
 @pytest.mark.parametrize("script", SMOKE_SCRIPTS)
