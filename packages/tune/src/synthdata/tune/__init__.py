@@ -3,10 +3,11 @@
 :func:`run_tuning` does a whole run (see ``docs/tune.md``); the pieces are public for reuse and tests:
 :class:`TuneConfig` (the paper's recipe as defaults), :class:`ClassifierHead` / :func:`zeroshot_head`,
 :func:`tuning_loss`, :func:`cosine_lr`, :class:`FeatureCache`, :func:`load_image_set`,
-:func:`sample_few_shot`, :func:`evaluate_logits`, :func:`wise_head` and :class:`Checkpoint`. Class names and templates are
+:func:`sample_few_shot`, :func:`calibrate_batchnorm`, :func:`evaluate_logits`, :func:`wise_head` and :class:`Checkpoint`. Class names and templates are
 arguments; this package does not read dataset registries.
 """
 
+from synthdata.tune.batchnorm import calibrate_batchnorm, has_placeholder_statistics
 from synthdata.tune.checkpoint import Checkpoint, ResumeError
 from synthdata.tune.config import DEFAULT_WISE_ALPHAS, FEW_SHOT_LR, FINETUNE_LR, ZERO_SHOT_LR, TuneConfig
 from synthdata.tune.data import (
@@ -50,6 +51,7 @@ __all__ = [
     "ResumeError",
     "TuneConfig",
     "cache_key",
+    "calibrate_batchnorm",
     "confusion_matrix",
     "cosine_lr",
     "cosine_scheduler",
@@ -59,6 +61,7 @@ __all__ = [
     "encoder_digest",
     "evaluate_logits",
     "finetune_end_to_end",
+    "has_placeholder_statistics",
     "interpolate_state",
     "load_head",
     "load_image_set",
