@@ -60,7 +60,7 @@ def test_verify_detects_undecodable_image_with_matching_checksum(tmp_path):
     shard = list_shards(tmp_path)[0]
     flip_byte_in_member(shard)
     # make the sidecar agree with the damaged bytes: only decoding can catch it now
-    from synthdata.shards._atomic import sha256_file
+    from synthdata.shards.atomic import sha256_file
 
     side = json.loads(sidecar_path(shard).read_text())
     side["sha256"] = sha256_file(shard)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from synthdata.filter._types import SampleScore
-from synthdata.shards._atomic import atomic_open, atomic_write_json
+from synthdata.shards.atomic import atomic_open, atomic_write_json
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from synthdata.shards import (
     read_dataset_json,
     write_dataset_json,
 )
-from synthdata.shards._atomic import atomic_open, atomic_write_json
+from synthdata.shards.atomic import atomic_open, atomic_write_json
 from synthdata.shards.encoding import decode_image
 from synthdata.shards.errors import DatasetInfoError
 from synthdata.shards.reader import iter_tar_groups, parse_sample

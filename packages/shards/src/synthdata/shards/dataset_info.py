@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from synthdata.shards._atomic import atomic_write_json, ensure_writable_dir
+from synthdata.shards.atomic import atomic_write_json, ensure_writable_dir
 from synthdata.shards.errors import DatasetInfoError
 from synthdata.shards.layout import DATASET_JSON
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthdata.shards._atomic import atomic_write_bytes, ensure_writable_dir
+from synthdata.shards.atomic import atomic_write_bytes, ensure_writable_dir
 from synthdata.shards.dataset_info import DatasetInfo, write_dataset_json
 from synthdata.shards.encoding import encode_image
 from synthdata.shards.seeding import item_seed

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from PIL import Image
 
-from synthdata.shards._atomic import sha256_file
+from synthdata.shards.atomic import sha256_file
 from synthdata.shards.encoding import IMAGE_EXTENSIONS, decode_image
 from synthdata.shards.errors import CorruptShardError
 from synthdata.shards.layout import SIDECAR_SUFFIX, shard_for_sidecar

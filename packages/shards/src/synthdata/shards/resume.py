@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from synthdata.shards._atomic import TEMP_MARK, is_temp_of, sha256_file
+from synthdata.shards.atomic import TEMP_MARK, is_temp_of, sha256_file
 from synthdata.shards.layout import sidecar_path
 
 

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from synthdata.shards._atomic import TEMP_MARK, sha256_file
+from synthdata.shards.atomic import TEMP_MARK, sha256_file
 from synthdata.shards.dataset_info import read_dataset_json
 from synthdata.shards.errors import CorruptShardError, DatasetInfoError
 from synthdata.shards.layout import SIDECAR_SUFFIX, shard_for_sidecar

@@ -11,7 +11,7 @@ from typing import Any
 
 import webdataset as wds
 
-from synthdata.shards._atomic import HashingWriter, atomic_write_json, ensure_writable_dir, temp_path_for
+from synthdata.shards.atomic import HashingWriter, atomic_write_json, ensure_writable_dir, temp_path_for
 from synthdata.shards.encoding import (
     encode_extra,
     encode_image,

@@ -45,12 +45,24 @@ def ensure_writable_dir(directory: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_open(final: Path, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temp file beside ``final``; on success fsync and rename it over ``final``, on error delete it."""
+def atomic_open(
+    final: str | os.PathLike[str],
+    mode: str = "wb",
+    *,
+    encoding: str | None = None,
+    newline: str | None = None,
+    mkdir: bool = False,
+) -> Iterator[IO[Any]]:
+    """Open a temp file beside ``final``; on success fsync and rename it over ``final``, on error delete it.
+
+    ``mkdir=True`` creates the parent directory first; ``encoding``/``newline`` are for text modes.
+    """
     final = Path(final)
+    if mkdir:
+        final.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(final)
     try:
-        fh = open(tmp, mode)  # noqa: SIM115 - closed below on every path
+        fh = open(tmp, mode, encoding=encoding, newline=newline)  # noqa: SIM115 - closed below on every path
     except OSError as exc:
         raise OutputDirError(
             f"cannot write {final}: {exc.strerror}; check the directory exists and is writable"
@@ -65,22 +77,38 @@ def atomic_open(final: Path, mode: str = "wb") -> Iterator[IO[Any]]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
 
 
-def atomic_write_bytes(final: Path, data: bytes) -> None:
-    """Write ``data`` to ``final`` atomically."""
-    with atomic_open(final, "wb") as fh:
+def atomic_write_bytes(final: str | os.PathLike[str], data: bytes, *, mkdir: bool = False) -> Path:
+    """Write ``data`` to ``final`` atomically; return ``final`` as a Path."""
+    final = Path(final)
+    with atomic_open(final, "wb", mkdir=mkdir) as fh:
         fh.write(data)
+    return final
 
 
-def atomic_write_json(final: Path, obj: Any) -> None:
-    """Write ``obj`` as indented, key-sorted JSON to ``final`` atomically."""
-    atomic_write_bytes(final, (json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode())
+def atomic_write_text(final: str | os.PathLike[str], text: str, *, mkdir: bool = False) -> Path:
+    """Write ``text`` as UTF-8 to ``final`` atomically (no newline translation)."""
+    return atomic_write_bytes(final, text.encode("utf-8"), mkdir=mkdir)
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not supported everywhere, and harmless to skip there.
+def atomic_write_json(
+    final: str | os.PathLike[str],
+    obj: Any,
+    *,
+    indent: int | None = 1,
+    sort_keys: bool = True,
+    ensure_ascii: bool = False,
+    mkdir: bool = False,
+) -> Path:
+    """Write ``obj`` as JSON plus a final newline to ``final`` atomically (default: indented, key-sorted)."""
+    text = json.dumps(obj, indent=indent, sort_keys=sort_keys, ensure_ascii=ensure_ascii) + "\n"
+    return atomic_write_text(final, text, mkdir=mkdir)
+
+
+def fsync_dir(directory: str | os.PathLike[str]) -> None:
+    """Make a rename inside ``directory`` durable (best effort: skipped where unsupported)."""
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
         try:
@@ -89,7 +117,7 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
