@@ -1,40 +1,28 @@
-"""Atomic file writes for the tuning outputs: a file is either absent, the old version, or complete."""
+"""File writes for the tuning outputs: atomic (a file is absent, the old version, or complete) through
+:mod:`synthdata.shards.atomic`, creating the parent directory first; plus JSON Lines helpers."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
+from synthdata.shards import atomic
+
 
 def atomic_write_bytes(final: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to a hidden temp file beside ``final``, fsync it and rename it over ``final``."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    return final
+    """Write ``data`` to ``final`` atomically, creating its directory if needed."""
+    return atomic.atomic_write_bytes(final, data, mkdir=True)
 
 
 def atomic_write_text(final: str | os.PathLike[str], text: str) -> Path:
-    return atomic_write_bytes(final, text.encode("utf-8"))
+    return atomic.atomic_write_text(final, text, mkdir=True)
 
 
 def atomic_write_json(final: str | os.PathLike[str], obj: Any) -> Path:
     """Indented, key-sorted JSON."""
-    return atomic_write_text(final, json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    return atomic.atomic_write_json(final, obj, mkdir=True)
 
 
 def jsonl_line(obj: Any) -> str:
