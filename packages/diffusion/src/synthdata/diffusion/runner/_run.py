@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -46,6 +45,7 @@ from synthdata.shards import (
     write_dataset_json,
     write_shard,
 )
+from synthdata.shards.atomic import atomic_write_json
 from synthdata.shards.encoding import encode_image
 
 log = logging.getLogger(__name__)
@@ -169,21 +169,6 @@ def _steps(pipe: Pipeline, role: str, respacing: str, flag: str) -> int:
 
 
 # ------------------------------------------------------------------------------------------ files
-def _atomic_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=1, sort_keys=True, ensure_ascii=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
 def _prepare_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise OutputDirError(f"--out {out} exists and is not a directory; choose another --out")
@@ -220,7 +205,7 @@ def check_plan_file(out: Path, fingerprint: dict[str, Any]) -> None:
                     "rerun with the original settings to resume, or choose a new --out"
                 )
             return
-    _atomic_json(path, {"schema": PLAN_SCHEMA, "producer": PRODUCER, "fingerprint": fingerprint})
+    atomic_write_json(path, {"schema": PLAN_SCHEMA, "producer": PRODUCER, "fingerprint": fingerprint})
 
 
 def _sidecar(shard: Path) -> dict[str, Any] | None:
