@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from synthdata.pretrain.config import PretrainError
+from synthdata.shards.atomic import atomic_open, fsync_dir, temp_path_for
 
 FORMAT = "synthdata.pretrain.checkpoint/1"
 LAST = "last.pt"
@@ -64,29 +65,14 @@ def restore_rng(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def save_checkpoint(obj: dict[str, Any], directory: Path, epoch: int, keep: int) -> Path:
     """Write ``epoch_NNN.pt`` atomically, point ``last.pt`` at it, keep the newest ``keep`` epoch files."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"epoch_{epoch:03d}.pt"
-    tmp = directory / f".{final.name}.tmp-{os.getpid()}"
+    with atomic_open(final, "wb") as fh:
+        torch.save(obj, fh)
+    last_tmp = temp_path_for(directory / LAST)
     try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        last_tmp = directory / f".{LAST}.tmp-{os.getpid()}"
-        with contextlib.suppress(FileNotFoundError):
-            last_tmp.unlink()
         try:
             os.link(final, last_tmp)  # no second write: last.pt is another name for the same file
         except OSError:
@@ -97,8 +83,8 @@ def save_checkpoint(obj: dict[str, Any], directory: Path, epoch: int, keep: int)
         os.replace(last_tmp, directory / LAST)
     finally:
         with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    _fsync_dir(directory)
+            last_tmp.unlink()
+    fsync_dir(directory)
     epochs = sorted(p for p in directory.iterdir() if EPOCH_PATTERN.match(p.name))
     for old in epochs[: max(len(epochs) - keep, 0)]:
         with contextlib.suppress(FileNotFoundError):
