@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from synthdata.prompts.errors import PromptsError
+from synthdata.shards.atomic import atomic_open
 
 SOURCES = ("le", "template", "file")
 FIELDS = ("id", "class_index", "class_name", "prompt", "source")
@@ -55,27 +53,15 @@ def write_prompts(path: str | Path, records: Iterable[PromptRecord]) -> int:
     The file appears complete or not at all: it is written to a hidden temp file beside ``path``,
     fsynced and renamed over it.
     """
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     n = 0
     seen: set[str] = set()
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            for rec in records:
-                if rec.id in seen:
-                    raise PromptsError(f"duplicate prompt id {rec.id!r}")
-                seen.add(rec.id)
-                fh.write(rec.to_json() + "\n")
-                n += 1
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+    with atomic_open(path, "w", encoding="utf-8", newline="\n", mkdir=True) as fh:
+        for rec in records:
+            if rec.id in seen:
+                raise PromptsError(f"duplicate prompt id {rec.id!r}")
+            seen.add(rec.id)
+            fh.write(rec.to_json() + "\n")
+            n += 1
     return n
 
 
