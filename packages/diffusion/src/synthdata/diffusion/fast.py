@@ -447,25 +447,16 @@ class FastPipeline:
         progress: bool = False,
     ) -> Tensor:
         """As ``GlidePipeline.generate_base`` (``progress`` is accepted and ignored)."""
-        from synthdata.diffusion.pipeline import _as_image
+        from synthdata.diffusion.pipeline import _as_image, _rows_by_start_step
         from synthdata.diffusion.sampling import GeneratorNoise
 
         p, b = self.pipeline, len(prompts)
-        if len(seeds) != b:
-            raise ValueError(f"{b} prompts but {len(seeds)} seeds")
-        refs = list(real_guidance) if real_guidance is not None else [None] * b
-        if len(refs) != b:
-            raise ValueError(f"{b} prompts but {len(refs)} real_guidance entries")
-        if any(r is not None for r in refs) and start_step is None:
-            raise ValueError("real_guidance needs start_step (k; e.g. real_guidance_start_step(shots))")
+        refs, groups = _rows_by_start_step(b, seeds, real_guidance, start_step)
         model = p.base
         size = model.options.image_size
         sampler = self._sampler("base", respacing, guidance_scale=float(guidance_scale))
         diffusion = sampler.diffusion
         out = torch.empty((b, 3, size, size), dtype=torch.float32, device=p.device)
-        groups: dict[int | None, list[int]] = {}
-        for row, ref in enumerate(refs):
-            groups.setdefault(None if ref is None else int(start_step), []).append(row)  # type: ignore[arg-type]
         uncond = model.empty_text_embedding()
         for k, rows in groups.items():
             for chunk in self._chunks(len(rows)):

@@ -59,6 +59,24 @@ def smoke_model(kind: str, *, seed: int = 0) -> Text2ImUNet:
     return model
 
 
+def _rows_by_start_step(
+    b: int, seeds: Sequence[int], real_guidance: Sequence[Tensor | None] | None, start_step: int | None
+) -> tuple[list[Tensor | None], dict[int | None, list[int]]]:
+    """Check a ``generate_base`` batch of ``b`` prompts (exact and fast samplers alike); return one reference
+    per row (None: no Real Guidance) and the rows grouped by start step (None: from pure noise)."""
+    if len(seeds) != b:
+        raise ValueError(f"{b} prompts but {len(seeds)} seeds")
+    refs = list(real_guidance) if real_guidance is not None else [None] * b
+    if len(refs) != b:
+        raise ValueError(f"{b} prompts but {len(refs)} real_guidance entries")
+    if any(r is not None for r in refs) and start_step is None:
+        raise ValueError("real_guidance needs start_step (k; e.g. real_guidance_start_step(shots))")
+    groups: dict[int | None, list[int]] = {}
+    for row, ref in enumerate(refs):
+        groups.setdefault(None if ref is None else int(start_step), []).append(row)  # type: ignore[arg-type]
+    return refs, groups
+
+
 def _as_image(ref: Tensor, size: int) -> Tensor:
     """A reference image as (3, size, size) float in [-1, 1]: from uint8 (H, W, 3) or float (3, H, W)."""
     if ref.dtype == torch.uint8:
@@ -196,13 +214,7 @@ class GlidePipeline:
         ``start_step`` steps (Real Guidance); other rows start from pure noise.
         """
         b = len(prompts)
-        if len(seeds) != b:
-            raise ValueError(f"{b} prompts but {len(seeds)} seeds")
-        refs = list(real_guidance) if real_guidance is not None else [None] * b
-        if len(refs) != b:
-            raise ValueError(f"{b} prompts but {len(refs)} real_guidance entries")
-        if any(r is not None for r in refs) and start_step is None:
-            raise ValueError("real_guidance needs start_step (k; e.g. real_guidance_start_step(shots))")
+        refs, groups = _rows_by_start_step(b, seeds, real_guidance, start_step)
         model = self.base
         size = model.options.image_size
         diffusion = self.diffusion("base", respacing)
@@ -211,9 +223,6 @@ class GlidePipeline:
         uncond = model.empty_text_embedding()  # once per model
         gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
         out = torch.empty((b, 3, size, size), dtype=torch.float32, device=self.device)
-        groups: dict[int | None, list[int]] = {}
-        for row, ref in enumerate(refs):
-            groups.setdefault(None if ref is None else int(start_step), []).append(row)  # type: ignore[arg-type]
         for k, rows in groups.items():
             text_emb = cond.index(rows).cat(uncond.expand(len(rows)))
             fn = model_fn_for(model, text_emb, guidance_scale=guidance_scale)
