@@ -298,7 +298,7 @@ def _stage_timings(run_dir: Path, stages: Sequence[str]) -> list[tuple[str, floa
             facts = ", ".join(f"{k} {marker.info[k]}" for k in _FACTS.get(name, ()) if marker.info.get(k) is not None)
             if marker.info.get("device"):
                 facts += f"{', ' if facts else ''}on {marker.info['device']}"
-            rows.append((name, float(marker.seconds), marker.started, marker.finished, facts))
+            rows.append((name, float(marker.seconds), marker.started[:19], marker.finished[:19], facts))
     return rows
 
 

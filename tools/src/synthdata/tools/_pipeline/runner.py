@@ -67,7 +67,8 @@ class PipelineResult:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    # Microseconds: a marker rewritten within the same second must still read as a new run.
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _versions() -> dict[str, str]:
