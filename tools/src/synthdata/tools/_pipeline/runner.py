@@ -182,7 +182,9 @@ def run_stage(ctx: RunContext, stage: Stage, *, force: bool = False) -> StageOut
     keep = stage.keep_partial and not force and _same_as_before(ctx, stage.name, attempt, chash, inputs)
     remove_marker(ctx.run_dir, stage.name)
     if keep:
-        log.info("stage %-8s resuming from what is already in %s", stage.name, ", ".join(stage.outputs))
+        present = [rel for rel in stage.outputs if ctx.path(rel).exists()]
+        if present:
+            log.info("stage %-8s resuming from what is already in %s", stage.name, ", ".join(present))
     else:
         for rel in stage.outputs:
             remove_path(ctx.path(rel))
