@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from synthdata.shards.atomic import atomic_write_json
+
 
 def _clean(value: Any) -> Any:
     if isinstance(value, float):
@@ -36,9 +38,8 @@ class MetricsLog:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(_clean(obj), indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Write ``obj`` (NaN/inf made JSON-safe) to ``path`` atomically and durably."""
+    atomic_write_json(path, _clean(obj), ensure_ascii=True)
 
 
 def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
