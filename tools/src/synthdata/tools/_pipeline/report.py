@@ -142,20 +142,27 @@ def plot_training(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     epochs = [r.get("epoch", i + 1) for i, r in enumerate(rows)]
+    total = [r.get("loss") for r in rows]
     for key, style in (("loss", "-o"), ("syn_loss", "--"), ("real_loss", ":")):
         values = [r.get(key) for r in rows]
+        if key != "loss" and values == total:
+            continue  # no real-data part: the synthetic loss is the loss, one line says it
         if any(isinstance(v, int | float) and v for v in values):
             axes[0].plot(epochs, [v if v is not None else math.nan for v in values], style, label=key, ms=3)
     acc = [r.get("train_top1") for r in rows]
+    handles, labels = axes[0].get_legend_handles_labels()
     if any(a is not None for a in acc):
         twin = axes[0].twinx()
         twin.plot(epochs, [a if a is not None else math.nan for a in acc], "-s", color="#54a24b", ms=3,
                   label="train top-1")
         twin.set_ylabel("train top-1")
         twin.set_ylim(0, 1)
+        more_handles, more_labels = twin.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
     axes[0].set_xlabel("epoch")
     axes[0].set_ylabel("loss")
-    axes[0].legend(loc="upper right", fontsize=8)
+    if handles:
+        axes[0].legend(handles, labels, loc="upper right", fontsize=8)
     axes[0].set_title("training loss")
     axes[1].plot(epochs, [r.get("lr") or 0.0 for r in rows], "-o", ms=3, color="#f58518")
     axes[1].set_xlabel("epoch")
