@@ -20,6 +20,36 @@ import triton.language as tl
 from synthdata.kernels import _triton
 
 
+# jitted at import, not lazily like the kernel: triton resolves a device-function call through the
+# kernel's module globals when it compiles (or interprets) the kernel, so this name must already be one
+@_triton.jit
+def _attn_keys(
+    acc, m_i, l_i, q, k_base, v_base, skn, skd, svn, svd, L, qk_scale,
+    D: tl.constexpr, BLOCK_N: tl.constexpr, DOT_F32: tl.constexpr,
+):  # fmt: skip
+    """Online-softmax update of (acc, m_i, l_i) over ``L`` keys/values of one (batch, head)."""
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, D)
+    for start in range(0, L, BLOCK_N):
+        n = start + offs_n
+        col_ok = n[None, :] < L
+        kt = tl.load(k_base + n[None, :] * skn + offs_d[:, None] * skd, mask=col_ok, other=0.0)
+        if DOT_F32:
+            kt = kt.to(tl.float32)
+        qk = tl.dot(q, kt) * qk_scale
+        qk = tl.where(col_ok, qk, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(qk, 1))
+        p = tl.math.exp2(qk - m_new[:, None])
+        alpha = tl.math.exp2(m_i - m_new)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        v = tl.load(v_base + n[:, None] * svn + offs_d[None, :] * svd, mask=n[:, None] < L, other=0.0)
+        if DOT_F32:
+            v = v.to(tl.float32)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+        m_i = m_new
+    return acc, m_i, l_i
+
+
 def _attn_fwd(
     Q, K, V, KE, VE, Out,
     sqb, sqh, sqm, sqd,
@@ -36,7 +66,6 @@ def _attn_fwd(
     b = (pid_bh // H).to(tl.int64)
     h = (pid_bh % H).to(tl.int64)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, D)
     row_ok = offs_m[:, None] < T
     q = tl.load(Q + b * sqb + h * sqh + offs_m[:, None] * sqm + offs_d[None, :] * sqd, mask=row_ok, other=0.0)
@@ -46,47 +75,15 @@ def _attn_fwd(
     l_i = tl.full([BLOCK_M], 0.0, tl.float32)
     acc = tl.full([BLOCK_M, D], 0.0, tl.float32)
 
-    # 1) the extra (text) keys and values
-    ke_base = KE + b * seb + h * seh
-    ve_base = VE + b * sfb + h * sfh
-    for start in range(0, S, BLOCK_N):
-        n = start + offs_n
-        col_ok = n[None, :] < S
-        kt = tl.load(ke_base + n[None, :] * sen + offs_d[:, None] * sed, mask=col_ok, other=0.0)
-        if DOT_F32:
-            kt = kt.to(tl.float32)
-        qk = tl.dot(q, kt) * qk_scale
-        qk = tl.where(col_ok, qk, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(qk, 1))
-        p = tl.math.exp2(qk - m_new[:, None])
-        alpha = tl.math.exp2(m_i - m_new)
-        l_i = l_i * alpha + tl.sum(p, 1)
-        v = tl.load(ve_base + n[:, None] * sfn + offs_d[None, :] * sfd, mask=n[:, None] < S, other=0.0)
-        if DOT_F32:
-            v = v.to(tl.float32)
-        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
-        m_i = m_new
-
-    # 2) the image keys and values (same body, other pointers)
-    k_base = K + b * skb + h * skh
-    v_base = V + b * svb + h * svh
-    for start in range(0, TK, BLOCK_N):
-        n = start + offs_n
-        col_ok = n[None, :] < TK
-        kt = tl.load(k_base + n[None, :] * skn + offs_d[:, None] * skd, mask=col_ok, other=0.0)
-        if DOT_F32:
-            kt = kt.to(tl.float32)
-        qk = tl.dot(q, kt) * qk_scale
-        qk = tl.where(col_ok, qk, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(qk, 1))
-        p = tl.math.exp2(qk - m_new[:, None])
-        alpha = tl.math.exp2(m_i - m_new)
-        l_i = l_i * alpha + tl.sum(p, 1)
-        v = tl.load(v_base + n[:, None] * svn + offs_d[None, :] * svd, mask=n[:, None] < TK, other=0.0)
-        if DOT_F32:
-            v = v.to(tl.float32)
-        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
-        m_i = m_new
+    # the extra (text) keys and values first, then the image ones: one online softmax across both
+    acc, m_i, l_i = _attn_keys(
+        acc, m_i, l_i, q, KE + b * seb + h * seh, VE + b * sfb + h * sfh, sen, sed, sfn, sfd, S, qk_scale,
+        D, BLOCK_N, DOT_F32,
+    )  # fmt: skip
+    acc, m_i, l_i = _attn_keys(
+        acc, m_i, l_i, q, K + b * skb + h * skh, V + b * svb + h * svh, skn, skd, svn, svd, TK, qk_scale,
+        D, BLOCK_N, DOT_F32,
+    )  # fmt: skip
 
     out = acc / l_i[:, None]
     o_ptrs = Out + b * sob + h * soh + offs_m[:, None] * som + offs_d[None, :] * sod

@@ -17,6 +17,21 @@ import triton.language as tl
 from synthdata.kernels import _triton
 
 
+# jitted at import, not lazily like the kernel: triton resolves a device-function call through the
+# kernel's module globals when it compiles (or interprets) the kernel, so this name must already be one
+@_triton.jit
+def _group_index(i, N, HW, CPG, CHANNELS_LAST: tl.constexpr):
+    """(in range, channel within the group, spatial index) of the group's flat element indices ``i``."""
+    ok = i < N
+    if CHANNELS_LAST:
+        s = i // CPG
+        c = i - s * CPG
+    else:
+        c = i // HW
+        s = i - c * HW
+    return ok, c, s
+
+
 def _group_norm_fwd(
     X, Y, W, Bias, SC, SH,
     sxb, sxc, sxs, ssb, ssc, shb, shc,
@@ -35,14 +50,7 @@ def _group_norm_fwd(
     m2 = tl.full([BLOCK], 0.0, tl.float32)
     cnt = tl.full([BLOCK], 0.0, tl.float32)
     for start in range(0, N, BLOCK):
-        i = start + lanes
-        ok = i < N
-        if CHANNELS_LAST:
-            s = i // CPG
-            c = i - s * CPG
-        else:
-            c = i // HW
-            s = i - c * HW
+        ok, c, s = _group_index(start + lanes, N, HW, CPG, CHANNELS_LAST)
         x = tl.load(base + c * sxc + s * sxs, mask=ok, other=0.0).to(tl.float32)
         # every lane still in range has seen exactly start // BLOCK earlier elements
         inv = 1.0 / (start // BLOCK + 1)
@@ -57,14 +65,7 @@ def _group_norm_fwd(
     rstd = 1.0 / tl.sqrt(var + eps)
 
     for start in range(0, N, BLOCK):
-        i = start + lanes
-        ok = i < N
-        if CHANNELS_LAST:
-            s = i // CPG
-            c = i - s * CPG
-        else:
-            c = i // HW
-            s = i - c * HW
+        ok, c, s = _group_index(start + lanes, N, HW, CPG, CHANNELS_LAST)
         off = c * sxc + s * sxs
         x = tl.load(base + off, mask=ok, other=0.0).to(tl.float32)
         y = (x - gmean) * rstd
