@@ -191,20 +191,11 @@ def unet_forward(
     ``emb`` is ``time_embed(timestep_embedding(t)) + xf_proj`` (float32, one row per row of ``x``): the
     sampler precomputes the time part of every step once, so a captured step does no host work (the
     model's own sinusoidal embedding builds its frequencies on the CPU, which a CUDA graph cannot
-    replay). Same blocks, same order, same dtypes as :meth:`Text2ImUNet.forward`.
+    replay). The UNet itself is :meth:`Text2ImUNet.trunk`, as in :meth:`Text2ImUNet.forward`.
     """
     x = model.prepare_input(x, **inputs)
-    h = x.to(model.dtype, memory_format=torch.channels_last if channels_last else torch.preserve_format)
-    hs = []
-    for module in model.input_blocks:
-        h = module(h, emb, xf_out)
-        hs.append(h)
-    h = model.middle_block(h, emb, xf_out)
-    for module in model.output_blocks:
-        h = module(torch.cat([h, hs.pop()], dim=1), emb, xf_out)
-    h = h.to(x.dtype)
-    h = model.out[0](h)
-    return model.out[2](h)
+    fmt = torch.channels_last if channels_last else torch.preserve_format
+    return model.trunk(x, emb, xf_out, memory_format=fmt)
 
 
 # --------------------------------------------------------------------------------------------- sampler

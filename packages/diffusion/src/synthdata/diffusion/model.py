@@ -412,7 +412,19 @@ class Text2ImUNet(nn.Module):
             text_emb = text_emb.expand(x.shape[0])
             emb = emb + text_emb.xf_proj.to(emb)
             xf_out = text_emb.xf_out
-        h = x.to(self.dtype)
+        return self.trunk(x, emb, xf_out)
+
+    def trunk(
+        self,
+        x: Tensor,
+        emb: Tensor,
+        xf_out: Tensor | None,
+        *,
+        memory_format: torch.memory_format = torch.preserve_format,
+    ) -> Tensor:
+        """The UNet after conditioning: ``x`` (extra input channels already joined), the conditioning
+        vector ``emb`` (time embedding + text projection) and the text tokens ``xf_out``."""
+        h = x.to(self.dtype, memory_format=memory_format)
         hs = []
         for module in self.input_blocks:
             h = module(h, emb, xf_out)
