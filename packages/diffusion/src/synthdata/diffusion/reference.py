@@ -20,6 +20,7 @@ without clipping; whole loops have the limit 1e-3. Errors are relative: â€–out â
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -267,10 +268,13 @@ def _outputs(t: Mapping[str, Tensor], clip: bool) -> list[tuple[str, bool]]:
     return [(k, clip if k == "samples" else False) for k in ("samples", "samples_noclip") if k in t]
 
 
-def _ancestral(ref: _Reference, case: str, t: dict[str, Tensor]) -> list[CheckResult]:
+def _sampling(ref: _Reference, case: str, t: dict[str, Tensor], *, method: str) -> list[CheckResult]:
+    """A whole sampling loop (ancestral from ``initial_noise``, or DDIM with ``eta`` from ``noise``)."""
     entry = ref.cases.get(case, {})
     model, opts, name = ref.model_for(case, t)
     diffusion = GaussianDiffusion.from_schedule(opts.noise_schedule, opts.diffusion_steps, _respacing(entry, opts))
+    eta = float(entry.get("eta", 0.0)) if method == "ddim" else 0.0
+    start_noise = t["initial_noise"] if method == "ancestral" else t["noise"]
     scale = entry.get("guidance_scale")
     tokens, mask = _tokens_for(ref, case, t, name)
     inputs = {k: t[k] for k in _INPUT_NAMES if k in t}
@@ -279,9 +283,10 @@ def _ancestral(ref: _Reference, case: str, t: dict[str, Tensor]) -> list[CheckRe
         text_emb = model.encode_text(tokens, mask) if model.xf_width and tokens is not None else None
         fn = model_fn_for(model, text_emb, guidance_scale=scale, **inputs)
         for key, clip in _outputs(t, bool(entry.get("clip_denoised", True))):
-            noise = TensorNoise(t["initial_noise"], t.get("step_noise"))
-            x = noise.initial(t["initial_noise"].shape, "cpu")
-            out = sample_loop(diffusion, fn, x, noise=noise, clip_denoised=clip)
+            noise = TensorNoise(start_noise, t.get("step_noise"))
+            out = sample_loop(
+                diffusion, fn, start_noise, noise=noise, method=method, eta=eta, clip_denoised=clip
+            )
             results.append(CheckResult(case, key, rel_error(out, t[key]), LOOP_LIMIT))
     return results
 
@@ -330,36 +335,15 @@ def _model_from_entry(
             ref.cases[case] = saved
 
 
-def _ddim(ref: _Reference, case: str, t: dict[str, Tensor]) -> list[CheckResult]:
-    entry = ref.cases.get(case, {})
-    model, opts, name = ref.model_for(case, t)
-    diffusion = GaussianDiffusion.from_schedule(opts.noise_schedule, opts.diffusion_steps, _respacing(entry, opts))
-    eta = float(entry.get("eta", 0.0))
-    scale = entry.get("guidance_scale")
-    tokens, mask = _tokens_for(ref, case, t, name)
-    inputs = {k: t[k] for k in _INPUT_NAMES if k in t}
-    results = []
-    with torch.no_grad():
-        text_emb = model.encode_text(tokens, mask) if model.xf_width and tokens is not None else None
-        fn = model_fn_for(model, text_emb, guidance_scale=scale, **inputs)
-        for key, clip in _outputs(t, bool(entry.get("clip_denoised", True))):
-            noise = TensorNoise(t["noise"], t.get("step_noise"))
-            out = sample_loop(
-                diffusion, fn, t["noise"], noise=noise, method="ddim", eta=eta, clip_denoised=clip
-            )
-            results.append(CheckResult(case, key, rel_error(out, t[key]), LOOP_LIMIT))
-    return results
-
-
 def _case_runner(t: Mapping[str, Tensor]) -> tuple[str, Callable[[_Reference, str, dict[str, Tensor]], list[CheckResult]]] | None:
     if "out" in t:
         return "out", _forward
     if "ref_image" in t:
         return "samples", _real_guidance
     if "initial_noise" in t:
-        return "samples", _ancestral
+        return "samples", functools.partial(_sampling, method="ancestral")
     if "noise" in t:
-        return "samples", _ddim
+        return "samples", functools.partial(_sampling, method="ddim")
     return None
 
 
