@@ -117,6 +117,78 @@ def test_fast_pipeline_matches_glide_pipeline():
     assert fp.describe()["fast"]["batch_size"] == 2
 
 
+class _EmulatedGraph:
+    """Stands in for ``torch.cuda.CUDAGraph`` on the CPU: ``replay`` recomputes the captured function and
+    writes into the outputs of the capture, so callers see a graph's semantics (one persistent output
+    buffer, overwritten per replay, inputs read from the static buffers)."""
+
+    def __init__(self, runner):
+        self.runner = runner
+        self.replays = 0
+
+    def replay(self):
+        self.replays += 1
+        fresh = self.runner.fn(*self.runner.static_inputs)
+        self.runner.static_outputs.copy_(fresh)
+
+
+class _EmulatedGraphRunner(fast.GraphRunner):
+    def _eager_reason(self, enabled):
+        return None if enabled else "disabled by the caller"
+
+    def _capture(self, warmup, pool):
+        for _ in range(max(1, warmup)):
+            self.fn(*self.static_inputs)
+        self.static_outputs = self.fn(*self.static_inputs)
+        self.graph = _EmulatedGraph(self)
+
+
+@torch.no_grad()
+def test_sampler_under_graph_replay_semantics(monkeypatch):
+    """The sampler's graph path (static buffers refilled per step, step index and noise in device buffers,
+    one persistent output) gives the eager result; one capture serves every step and every batch."""
+    monkeypatch.setattr(fast, "GraphRunner", _EmulatedGraphRunner)
+    model = _tiny("base", 16)
+    diffusion = create_diffusion(model.options, "5")
+    fast.accelerate(model, attention="math", norm="torch")
+    text = _text(model, 2).cat(model.empty_text_embedding())
+    results = {}
+    for graphs in (False, True):
+        opts = fast.FastOptions(sampler="torch", cuda_graphs=graphs)
+        sampler = fast.FastSampler(model, diffusion, batch_size=3, guidance_scale=3.0, options=opts)
+        noise = GeneratorNoise.from_seeds([4, 5])
+        results[graphs] = sampler(noise.initial((2, 3, 16, 16), "cpu"), text, noise=noise)
+        (runner,) = sampler._runners.values()
+        assert runner.mode == ("graph" if graphs else "eager")
+    torch.testing.assert_close(results[True], results[False], atol=0, rtol=0)
+    assert runner.graph.replays == diffusion.num_timesteps
+    # Real Guidance style: another start step and a 1-row batch reuse the same capture
+    noise = GeneratorNoise.from_seeds([4])
+    sampler(noise.initial((1, 3, 16, 16), "cpu"), text.index(slice(0, 1)).cat(text.index(slice(2, 3))),
+            noise=noise, start=2)  # fmt: skip
+    assert len(sampler._runners) == 1 and runner.graph.replays == diffusion.num_timesteps + 3
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("backends", [("sdpa", "torch"), ("auto", "auto")])
+def test_fast_step_traces_as_one_graph(backends):
+    """torch.compile sees the whole sampler step as one graph: no graph break in the kernel dispatch (locks,
+    logging, imports), no host sync or data-dependent python in the step, so a CUDA graph can hold it too."""
+    import torch._dynamo as dynamo
+
+    model = _tiny("base", 16)
+    fast.accelerate(model, attention=backends[0], norm=backends[1])
+    sampler = fast.FastSampler(model, create_diffusion(model.options, "3"), batch_size=2, guidance_scale=3.0,
+                               options=fast.FastOptions(compile="default"))  # fmt: skip
+    text = sampler._padded_text(_text(model, 2).cat(model.empty_text_embedding()), 2, 2)
+    x = torch.randn(2, 3, 16, 16)
+    dynamo.reset()
+    explained = dynamo.explain(sampler._step)(x, torch.zeros(1, dtype=torch.long), torch.randn_like(x),
+                                              text.xf_proj, text.xf_out, {})  # fmt: skip
+    assert explained.graph_break_count == 0, [str(b.reason)[:200] for b in explained.break_reasons]
+    assert explained.graph_count == 1
+
+
 def test_sampler_argument_errors():
     model = _tiny("base", 16)
     diffusion = create_diffusion(model.options, "3")

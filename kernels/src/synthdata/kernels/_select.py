@@ -23,7 +23,13 @@ _seen_lock = threading.Lock()
 
 
 def log_once(message: str, level: int = logging.INFO) -> None:
-    """Log ``message`` on the ``synthdata.kernels`` logger the first time it is seen in this process."""
+    """Log ``message`` on the ``synthdata.kernels`` logger the first time it is seen in this process.
+
+    Silent while torch.compile traces: a lock or a logging call there would split the compiled graph at
+    every kernel call (the same choices are logged by eager calls).
+    """
+    if torch.compiler.is_compiling():
+        return
     with _seen_lock:
         if message in _seen:
             return

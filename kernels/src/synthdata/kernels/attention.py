@@ -16,7 +16,6 @@ Select with ``backend=`` or ``SYNTHDATA_ATTN_BACKEND``; see :mod:`synthdata.kern
 
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.util
 import math
@@ -33,16 +32,21 @@ TRITON_HEAD_DIMS = (16, 32, 64, 128)
 _HALF = (torch.float16, torch.bfloat16)
 
 
-@functools.cache
+_xformers_state: list[tuple[Any, str | None]] = []  # a plain global (not functools.cache): torch.compile reads it
+
+
 def _xformers_ops() -> tuple[Any, str | None]:
     """``(xformers.ops, None)`` if importable, else ``(None, reason)``; looked up once per process."""
-    if importlib.util.find_spec("xformers") is None:
-        return None, "xformers is not installed"
-    try:
-        ops = importlib.import_module("xformers.ops")
-    except Exception as exc:  # its wheels are built against one torch version; a mismatch raises here
-        return None, f"xformers is installed but not importable ({type(exc).__name__}: {exc})"
-    return ops, None
+    if not _xformers_state:
+        if importlib.util.find_spec("xformers") is None:
+            _xformers_state.append((None, "xformers is not installed"))
+        else:
+            try:
+                _xformers_state.append((importlib.import_module("xformers.ops"), None))
+            except Exception as exc:  # its wheels are built against one torch version; a mismatch raises here
+                reason = f"xformers is installed but not importable ({type(exc).__name__}: {exc})"
+                _xformers_state.append((None, reason))
+    return _xformers_state[0]
 
 
 def _check_inputs(q, k, v, k_extra, v_extra, out) -> None:

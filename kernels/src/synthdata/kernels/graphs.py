@@ -169,6 +169,16 @@ def unpad_batch(x: Any, n: int) -> Any:
     return _map_tensors(lambda t: t[:n], x)
 
 
+def _settle_backend_state() -> None:
+    """Import triton and look for xformers now, so the traced code only reads the cached answers
+    (an import inside a torch.compile trace would split the graph)."""
+    from synthdata.kernels import _triton
+    from synthdata.kernels.attention import _xformers_ops
+
+    _triton.triton_problem()
+    _xformers_ops()
+
+
 _COMPILE_OFF = (None, "", "none", "off", "eager", "false", "0")
 
 
@@ -187,6 +197,7 @@ def maybe_compile(obj: Any, mode: str | None, *, backend: str = "inductor", full
     valid = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
     if mode not in valid:
         raise ValueError(f"maybe_compile: mode must be None/'off' or one of {valid}, got {mode!r}")
+    _settle_backend_state()
     log_once(
         f"compile: torch.compile({getattr(obj, '__name__', type(obj).__name__)}, mode={mode!r}, backend={backend!r})",
         logging.INFO,
