@@ -18,7 +18,7 @@ if _triton.interpreting():
     pytest.skip("TRITON_INTERPRET=1: this process cannot compile triton kernels", allow_module_level=True)
 
 H100 = GPUTarget("cuda", 90, 32)
-LAUNCH = ("num_warps", "num_stages")
+LAUNCH = ("num_warps", "num_stages", "enable_fp_fusion")
 
 
 def _compile(fn, pointer_types: dict[str, str], floats: set[str], constexprs: dict, options: dict):
@@ -49,7 +49,7 @@ def test_group_norm_compiles_for_sm90(channels_last):
 
     ptrs = {"X": "*fp16", "Y": "*fp16", "SC": "*fp16", "SH": "*fp16", "W": "*fp32", "Bias": "*fp32"}
     const = dict(HAS_W=True, HAS_B=True, HAS_SS=True, ACT=True, CHANNELS_LAST=channels_last, BLOCK=2048)
-    _compile(N._group_norm_fwd, ptrs, {"eps"}, const, {"num_warps": 8})
+    _compile(N._group_norm_fwd, ptrs, {"eps"}, const, {"num_warps": 8, **_triton.FP_FUSION})
 
 
 @pytest.mark.parametrize("ddim", [False, True])
@@ -58,4 +58,4 @@ def test_sampler_step_compiles_for_sm90(ddim):
 
     ptrs = {p: "*fp32" for p in ("MO", "X", "NZ", "OUT", "COEF", "GS")}
     const = dict(DDIM=ddim, GUIDED=True, GS_PTR=ddim, HAS_NOISE=True, CLIP=True, BLOCK=1024)
-    _compile(S._sampler_fwd, ptrs, {"gs"}, const, {"num_warps": 4})
+    _compile(S._sampler_fwd, ptrs, {"gs"}, const, {"num_warps": 4, **_triton.FP_FUSION})

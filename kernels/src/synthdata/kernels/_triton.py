@@ -82,6 +82,11 @@ def device_problem(*tensors: Any, auto: bool) -> str | None:
     return None
 
 
+# Compiled kernels contract a*b+c into FMAs, as triton did by default up to 3.9; chosen explicitly because
+# 3.10 flips the default (and 3.9 warns while it is unset). The interpreter drops the option.
+FP_FUSION = {"enable_fp_fusion": True}
+
+
 def jit(fn: Any) -> Any:
     """Decorate ``fn`` as a triton kernel in the mode triton's standard library was built in."""
     state = _load()

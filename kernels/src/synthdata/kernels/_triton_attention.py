@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import torch
 import triton
@@ -95,14 +96,14 @@ def _kernel():
     return _triton.jit(_attn_fwd)
 
 
-def _config(t: int, d: int) -> dict[str, int]:
+def _config(t: int, d: int) -> dict[str, Any]:
     """Fixed launch configurations (no autotuning: it would benchmark inside CUDA-graph capture)."""
     if _triton.interpreting():
         return {"BLOCK_M": 32, "BLOCK_N": 32}
     block_m = 128 if t > 64 else 64
     if d <= 64:
-        return {"BLOCK_M": block_m, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3}
-    return {"BLOCK_M": block_m, "BLOCK_N": 64, "num_warps": 8, "num_stages": 2}
+        return {"BLOCK_M": block_m, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3, **_triton.FP_FUSION}
+    return {"BLOCK_M": block_m, "BLOCK_N": 64, "num_warps": 8, "num_stages": 2, **_triton.FP_FUSION}
 
 
 def attention_triton(

@@ -111,7 +111,7 @@ def group_norm_triton(
         block, extra = min(triton.next_power_of_2(n), 1024), {}
     else:
         block = min(triton.next_power_of_2(n), 2048)
-        extra = {"num_warps": 4 if block <= 1024 else 8}
+        extra = {"num_warps": 4 if block <= 1024 else 8, **_triton.FP_FUSION}
     w = x if weight is None else weight.contiguous()
     bb = x if bias is None else bias.contiguous()
     sc = x if scale is None else scale

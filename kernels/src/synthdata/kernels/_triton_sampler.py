@@ -93,7 +93,7 @@ def sampler_step_triton(
     if _triton.interpreting():
         block, extra = min(triton.next_power_of_2(npb), 1024), {}
     else:
-        block, extra = 1024, {"num_warps": 4}
+        block, extra = 1024, {"num_warps": 4, **_triton.FP_FUSION}
     grid = (triton.cdiv(npb, block), rows)
     _kernel()[grid](
         model_out, x_t, x_t if noise is None else noise, out, coefs, gs_tensor, gs_value, npb, msb, bh,
