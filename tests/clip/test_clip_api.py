@@ -61,13 +61,58 @@ def test_unknown_pretrained_tag_lists_tags():
     assert "openai" in str(err.value) and "yfcc15m" in str(err.value)
 
 
-def test_weights_not_cached_offline_is_one_clear_line(tmp_path, monkeypatch):
+@pytest.fixture
+def no_download(monkeypatch):
+    """Fail the test if anything tries to download weights."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(open_clip, "download_pretrained", refuse)
+
+
+def test_weights_not_cached_offline_is_one_clear_line(tmp_path, monkeypatch, no_download):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(WeightsUnavailableError) as err:
         load_clip("RN50", "openai", cache_dir=tmp_path)
     message = str(err.value)
     assert "\n" not in message
     assert "RN50/openai" in message and str(tmp_path) in message
+    # where the weights come from (open_clip 3.3 prefers the hub) and how to fix it
+    assert "https://huggingface.co/timm/resnet50_clip.openai" in message
+    assert "run once with network access" in message and "pretrained 'none'" in message
+
+
+def test_unresolvable_host_counts_as_offline(tmp_path, monkeypatch, no_download):
+    import socket
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror("no network")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(WeightsUnavailableError, match=r"from https://huggingface\.co/timm/resnet50_clip\.openai"):
+        load_clip("RN50", "openai", cache_dir=tmp_path)
+
+
+def test_url_only_weights_name_the_url(tmp_path, monkeypatch, no_download):
+    from synthdata.clip import _loading
+
+    url = "https://example.invalid/weights/tiny.pt"
+    monkeypatch.setattr(_loading, "get_pretrained_cfg", lambda name, tag: {"url": url})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailableError) as err:
+        load_clip("synthdata-tiny-vit", "sometag", cache_dir=tmp_path)
+    message = str(err.value)
+    assert f"from {url} into {tmp_path}" in message and f"put the file from that URL into {tmp_path}" in message
+
+
+def test_openai_url_file_in_cache_is_not_used_when_the_hub_is_the_source(tmp_path, monkeypatch, no_download):
+    # OpenAI's URL files are TorchScript archives, which torch.load(weights_only=True) refuses.
+    (tmp_path / "RN50.pt").write_bytes(b"not loadable")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailableError):
+        load_clip("RN50", "openai", cache_dir=tmp_path)
 
 
 def test_half_precision_needs_cuda():

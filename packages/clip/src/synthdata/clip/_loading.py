@@ -103,7 +103,7 @@ def _cached_weights(cfg: dict, cache_dir: str | None) -> str | None:
             if isinstance(found, str) and os.path.isfile(found):
                 return found
     url = cfg.get("url", "")
-    if url:
+    if url and not hub:  # open_clip prefers the hub; OpenAI's URL files are TorchScript, refused by weights_only
         path = os.path.join(_cache_root(cache_dir, "url"), os.path.basename(url))
         if os.path.isfile(path):
             return path
@@ -128,6 +128,33 @@ def _offline(cfg: dict) -> bool:
     return False
 
 
+def _source(cfg: dict) -> str:
+    """Where open_clip downloads the weights of ``cfg`` from: the Hugging Face hub when ``cfg`` names a hub
+    repository (open_clip prefers it), else the URL."""
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        repo, filename = os.path.split(hub)
+        return f"https://huggingface.co/{repo}" + (f" (file {filename})" if filename else "")
+    return cfg.get("url", "") or "nowhere (open_clip lists no source)"
+
+
+def _missing_weights_message(name: str, pretrained: str, cfg: dict, cache_dir: str | None) -> str:
+    """One line: the weights, where they come from, where they were looked for, and the fixes."""
+    hub = bool(cfg.get("hf_hub"))
+    where = _cache_root(cache_dir, "hf" if hub else "url")
+    if hub:
+        copy = "copy a Hugging Face hub cache that holds them there"
+        if cache_dir is None:
+            copy += " (or set HF_HUB_CACHE to one)"
+    else:
+        copy = f"put the file from that URL into {where}"
+    return (
+        f"CLIP weights {name}/{pretrained} are not cached and cannot be downloaded here (no network): "
+        f"open_clip downloads them from {_source(cfg)} into {where}; fix: run once with network access "
+        f"(the download is cached for later runs), {copy}, or use pretrained 'none' for random weights"
+    )
+
+
 def _resolve_weights(name: str, pretrained: str, cache_dir: str | None) -> tuple[str, dict]:
     """Map a tag (or file path) to a local weights file, downloading it if possible."""
     cfg = get_pretrained_cfg(name, pretrained)
@@ -139,21 +166,18 @@ def _resolve_weights(name: str, pretrained: str, cache_dir: str | None) -> tuple
         raise ValueError(
             f"unknown pretrained tag {pretrained!r} for CLIP model {name!r}; available tags: {listed}"
         )
-    where = _cache_root(cache_dir, "hf" if cfg.get("hf_hub") else "url")
     path = _cached_weights(cfg, cache_dir)
     if path:
         return path, cfg
     if _offline(cfg):
-        raise WeightsUnavailableError(
-            f"CLIP weights {name}/{pretrained} are not in the cache ({where}) and cannot be downloaded "
-            "(no network); copy them there, pass cache_dir, or use pretrained='none' for random weights"
-        )
+        raise WeightsUnavailableError(_missing_weights_message(name, pretrained, cfg, cache_dir))
+    where = _cache_root(cache_dir, "hf" if cfg.get("hf_hub") else "url")
     try:
         path = open_clip.download_pretrained(cfg, cache_dir=cache_dir)
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise WeightsUnavailableError(
-            f"could not download CLIP weights {name}/{pretrained} into {where}: {first}"
+            f"could not download CLIP weights {name}/{pretrained} from {_source(cfg)} into {where}: {first}"
         ) from exc
     if not path:
         raise WeightsUnavailableError(f"CLIP weights {name}/{pretrained}: no download source is known")
