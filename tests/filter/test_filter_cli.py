@@ -6,6 +6,8 @@ import json
 import shutil
 import tarfile
 
+import pytest
+
 from synthdata.clip import DEFAULT_TEMPLATES
 from synthdata.shards import iter_samples, list_shards, make_demo, read_dataset_json, verify_dataset
 from synthdata.tools.filter import main
@@ -95,6 +97,58 @@ def test_unknown_model_lists_close_matches(demo_dir, tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "unknown CLIP model 'RN5O'" in err and "RN50" in err
+
+
+def _tree(path):
+    return {p.relative_to(path).as_posix(): p.read_bytes() if p.is_file() else None for p in path.rglob("*")}
+
+
+def _no_download(monkeypatch):
+    import open_clip
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(open_clip, "download_pretrained", refuse)
+
+
+BAD_INPUTS = {
+    "missing --in": (["--in", "{tmp}/nope"], "nope"),
+    "class list mismatch": (["--classes", "{tmp}/classes.txt"], "class 0 is 'cat'"),
+    "unknown model": (["--model", "RN5O", "--pretrained", "none"], "unknown CLIP model"),
+    "weights offline": (["--model", "RN50", "--pretrained", "openai"], "huggingface.co"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_creates_no_output_dir(case, demo_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _no_download(monkeypatch)
+    (tmp_path / "classes.txt").write_text("cat\ndog\nbird\nfish\n")
+    extra, expected = BAD_INPUTS[case]
+    extra = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    model = [] if "--model" in extra else TINY
+    out = tmp_path / "new" / "F"
+    argv = ["--in", str(demo_dir), "--out", str(out), "--device", "cpu", *model, *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("synth-filter: error:") and expected in err[-1]
+    assert not (tmp_path / "new").exists()
+
+
+def test_failed_rerun_leaves_previous_output_and_empty_dir_as_they_were(demo_dir, tmp_path, capsys):
+    out = tmp_path / "F"
+    assert main(["--in", str(demo_dir), "--out", str(out), "--no-report", *TINY]) == 0
+    before = _tree(out)
+    assert ".filter-scores/fingerprint.json" in before
+    for extra in (["--model", "RN5O"], ["--fresh", "--model", "RN5O"]):
+        rc = main(["--in", str(demo_dir), "--out", str(out), "--no-report", "--device", "cpu", *extra])
+        assert rc == 2 and "unknown CLIP model" in capsys.readouterr().err
+        assert _tree(out) == before
+    empty = tmp_path / "E"
+    empty.mkdir()
+    assert main(["--in", str(demo_dir), "--out", str(empty), "--model", "RN5O", "--pretrained", "none"]) == 2
+    assert empty.is_dir() and not any(empty.iterdir())
 
 
 def _corrupt_first_png(shard):

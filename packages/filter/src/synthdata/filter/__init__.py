@@ -14,6 +14,7 @@ from synthdata.filter._job import (
     SCORES_FILE,
     FilterConfig,
     FilterResult,
+    check_out_dir,
     filter_shards,
     prepare_out_dir,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "ScoreCache",
     "ScoreResult",
     "check_classes",
+    "check_out_dir",
     "check_rule",
     "filter_shards",
     "prepare_out_dir",

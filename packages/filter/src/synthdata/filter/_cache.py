@@ -27,22 +27,30 @@ _FIELDS = tuple(f.name for f in fields(SampleScore) if f.name != "kept")
 
 
 class ScoreCache:
-    """The score checkpoints of one output directory for one fingerprint."""
+    """The score checkpoints of one output directory for one fingerprint.
 
-    def __init__(self, directory: Path, fingerprint: dict[str, Any]) -> None:
+    Nothing is written until the first :meth:`save`: a run that fails before scoring a shard leaves no
+    directory behind, and checkpoints made with other settings (or ignored with ``reuse=False``) stay
+    untouched until then, when they are replaced.
+    """
+
+    def __init__(self, directory: Path, fingerprint: dict[str, Any], *, reuse: bool = True) -> None:
         self.directory = Path(directory)
         self.fingerprint = {"schema": SCHEMA, **fingerprint}
-        path = self.directory / "fingerprint.json"
         try:
-            previous = json.loads(path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+            previous = json.loads((self.directory / "fingerprint.json").read_text(encoding="utf-8"))
+        except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
             previous = None
-        if previous != self.fingerprint:
-            if previous is not None:
-                log.info("score checkpoints in %s were made with other settings; rescoring", self.directory)
-            shutil.rmtree(self.directory, ignore_errors=True)
-            self.directory.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(path, self.fingerprint)
+        self._current = reuse and previous == self.fingerprint
+        if previous is not None and previous != self.fingerprint:
+            log.info("score checkpoints in %s were made with other settings; rescoring", self.directory)
+
+    def _start(self) -> None:
+        """Replace whatever the directory holds with this fingerprint (first save of a new set)."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.directory / "fingerprint.json", self.fingerprint)
+        self._current = True
 
     def _path(self, shard_name: str) -> Path:
         # shard_name is a file name listed from the input directory, never user text
@@ -50,6 +58,8 @@ class ScoreCache:
 
     def load(self, shard_name: str, sidecar: dict[str, Any]) -> list[SampleScore] | None:
         """The checkpointed scores of a shard, or None if absent, unreadable or made from another version."""
+        if not self._current:
+            return None
         try:
             lines = self._path(shard_name).read_text(encoding="utf-8").splitlines()
             header = json.loads(lines[0])
@@ -66,6 +76,8 @@ class ScoreCache:
 
     def save(self, shard_name: str, sidecar: dict[str, Any], scores: list[SampleScore]) -> None:
         """Checkpoint a finished shard's scores (``scores`` in the sidecar's key order)."""
+        if not self._current:
+            self._start()
         with atomic_open(self._path(shard_name), "w") as fh:
             fh.write(json.dumps(_header(shard_name, sidecar), sort_keys=True) + "\n")
             for s in scores:
@@ -75,6 +87,7 @@ class ScoreCache:
     def clear(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(self.directory)
+        self._current = False
 
 
 def _header(shard_name: str, sidecar: dict[str, Any]) -> dict[str, Any]:

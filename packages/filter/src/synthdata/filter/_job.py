@@ -17,7 +17,7 @@ from typing import Any
 from synthdata.clip import ClipBundle, load_clip
 from synthdata.filter._cache import CACHE_DIR, ScoreCache
 from synthdata.filter._report import class_table, extreme_keys, write_histograms, write_sheets
-from synthdata.filter._scoring import score_shards
+from synthdata.filter._scoring import check_classes, score_shards, shard_index
 from synthdata.filter._selection import check_rule, select
 from synthdata.filter._types import SampleScore, ScoreResult
 from synthdata.shards import (
@@ -84,19 +84,18 @@ class FilterResult:
     files: dict[str, str] = field(default_factory=dict)
 
 
-def prepare_out_dir(source: Path, out: Path, *, keep_checkpoints: bool = True) -> None:
-    """Make ``out`` ready: empty, or a previous (possibly interrupted) synth-filter output.
+def check_out_dir(source: Path, out: Path) -> bool:
+    """Refuse an ``out`` a filter run must not write to; True if it holds a previous synth-filter output.
 
-    A previous output's files are removed except its score checkpoints (``.filter-scores/``, unless
-    ``keep_checkpoints`` is false), so a rerun rescores only what the checkpoints do not cover and redoes the
-    rest. Refuses the input directory itself and a non-empty directory that a filter run did not write.
+    ``out`` may be new, empty, or a previous (possibly interrupted) synth-filter output; never the input
+    directory itself, a file, or a non-empty directory that a filter run did not write. Changes nothing.
     """
     if out.exists() and source.resolve() == out.resolve():
         raise OutputDirError(f"--out {out} is the input directory; choose another")
     if out.exists() and not out.is_dir():
         raise OutputDirError(f"--out {out} exists and is not a directory; choose another")
     if not out.exists() or not any(out.iterdir()):
-        return
+        return False
     try:
         producer = read_dataset_json(out).producer
     except DatasetInfoError:
@@ -112,6 +111,11 @@ def prepare_out_dir(source: Path, out: Path, *, keep_checkpoints: bool = True) -
             f"--out {out} is not empty and is not a synth-filter output "
             f"({', '.join(sorted(foreign)[:3]) or DATASET_JSON}); choose an empty or new directory"
         )
+    return True
+
+
+def _clear_previous(out: Path, *, keep_checkpoints: bool) -> None:
+    """Remove a previous output's files, except its score checkpoints when ``keep_checkpoints``."""
     log.info("%s holds a previous synth-filter output; redoing it", out)
     with contextlib.suppress(FileNotFoundError):
         (out / DATASET_JSON).unlink()  # first: without it the directory is no longer a complete dataset
@@ -122,6 +126,17 @@ def prepare_out_dir(source: Path, out: Path, *, keep_checkpoints: bool = True) -
             shutil.rmtree(p)
         else:
             p.unlink()
+
+
+def prepare_out_dir(source: Path, out: Path, *, keep_checkpoints: bool = True) -> None:
+    """Make ``out`` ready: empty, or a previous (possibly interrupted) synth-filter output.
+
+    A previous output's files are removed except its score checkpoints (``.filter-scores/``, unless
+    ``keep_checkpoints`` is false), so a rerun rescores only what the checkpoints do not cover and redoes the
+    rest. Refuses what :func:`check_out_dir` refuses.
+    """
+    if check_out_dir(source, out):
+        _clear_previous(out, keep_checkpoints=keep_checkpoints)
 
 
 def _tag(pretrained: str | None) -> str:
@@ -239,10 +254,35 @@ def filter_shards(
     started = time.perf_counter()
     source, out = Path(source), Path(out)
     classnames = list(classnames)
+    # Every input check before anything is written: a bad input leaves --out as it was.
     check_rule(cfg.rule, cfg.per_class, cfg.threshold)
     if not list_shards(source):
         raise FileNotFoundError(f"{source} holds no complete shards (no *.idx.json sidecars)")
-    prepare_out_dir(source, out, keep_checkpoints=cfg.resume)
+    check_classes(source, classnames, shard_index(source))
+    previous = check_out_dir(source, out)
+    created = not out.exists()
+    try:
+        return _filter(source, out, classnames, templates, cfg, bundle, source_note, previous, started)
+    except BaseException:
+        # A run that fails before writing any file leaves no directory it created behind (score checkpoints
+        # are files, so an interrupted scoring run keeps them for the rerun).
+        if created and out.is_dir() and not any(p.is_file() for p in out.rglob("*")):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _filter(
+    source: Path,
+    out: Path,
+    classnames: list[str],
+    templates: Sequence[str],
+    cfg: FilterConfig,
+    bundle: ClipBundle | None,
+    source_note: dict[str, Any] | None,
+    previous: bool,
+    started: float,
+) -> FilterResult:
+    """:func:`filter_shards` after its checks: score (resuming from checkpoints), select, write."""
     loaded: list[ClipBundle] = [bundle] if bundle is not None else []
 
     def get_bundle() -> ClipBundle:
@@ -258,7 +298,7 @@ def filter_shards(
             )
         return loaded[0]
 
-    cache = ScoreCache(out / CACHE_DIR, _fingerprint(cfg, bundle, classnames, templates))
+    cache = ScoreCache(out / CACHE_DIR, _fingerprint(cfg, bundle, classnames, templates), reuse=cfg.resume)
     result: ScoreResult = score_shards(
         source,
         bundle if bundle is not None else get_bundle,
@@ -269,6 +309,8 @@ def filter_shards(
         cache=cache,
         progress=cfg.progress,
     )
+    if previous:  # only now: until the new scores are in, a previous complete output stays as it was
+        _clear_previous(out, keep_checkpoints=True)
     artifact = loaded[0].artifact if loaded else _artifact(cfg.model, cfg.pretrained)
     kept = select(
         result.scores,
