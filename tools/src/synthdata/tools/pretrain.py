@@ -105,6 +105,13 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
         help="refuse to start if OUT already holds a checkpoint",
     )
     g.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints, help="epoch files to keep")
+    g.add_argument(
+        "--save-every-steps",
+        type=int,
+        default=d.save_every_steps,
+        metavar="N",
+        help="also checkpoint every N optimizer updates inside an epoch; a rerun resumes there (0: epoch ends)",
+    )
     g.add_argument("--log-every", type=int, default=d.log_every, help="metrics line every N updates")
     g.add_argument(
         "--stop-after-epochs", type=int, help="stop this invocation after N epochs; rerun to go on"

@@ -4,7 +4,12 @@ A checkpoint holds ``format``, ``epoch`` (completed epochs), ``global_update``, 
 ``scheduler``, ``ema``, ``scaler`` (state dicts or None), ``rng`` (one entry per rank: torch, CUDA, numpy
 and Python generator states as tensors), ``config`` (the TrainConfig as a dict), ``classes``,
 ``num_classes``, ``data_config`` (timm input size, mean, std, interpolation), ``world_size``,
-``data_workers`` and the epoch's ``metrics``. Files are written to a temp name, fsynced and renamed, so ``last.pt`` is always whole.
+``data_workers``, the epoch's ``metrics`` and ``in_epoch``: None for a checkpoint written at the end of an
+epoch, and for one written inside an epoch (``--save-every-steps``) where that epoch stands: ``epoch``
+(0-based index of the epoch in progress, equal to the completed-epoch count), ``micro_batches`` and
+``updates`` done in it on every rank, ``layout`` (the settings that fix the batch order) and ``ranks`` (each
+rank's running loss sums and a digest of the sample keys it consumed). Files are written to a temp name,
+fsynced and renamed, so ``last.pt`` is always whole.
 """
 
 from __future__ import annotations
@@ -89,6 +94,16 @@ def save_checkpoint(obj: dict[str, Any], directory: Path, epoch: int, keep: int)
     for old in epochs[: max(len(epochs) - keep, 0)]:
         with contextlib.suppress(FileNotFoundError):
             old.unlink()
+    return final
+
+
+def save_in_epoch_checkpoint(obj: dict[str, Any], directory: Path) -> Path:
+    """Replace ``last.pt`` atomically by a checkpoint taken inside an epoch (no ``epoch_NNN.pt`` file)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / LAST
+    # a new file renamed over last.pt: the epoch file it was a hard link to keeps its contents
+    with atomic_open(final, "wb") as fh:
+        torch.save(obj, fh)
     return final
 
 

@@ -71,6 +71,9 @@ class TrainConfig:
     """Also write a metrics line every N optimizer updates (0: per epoch only)."""
     stop_after_epochs: int | None = None
     """Stop this invocation after N more epochs (e.g. to fit a job time limit); rerun to continue."""
+    save_every_steps: int = 0
+    """Also checkpoint every N optimizer updates inside an epoch (0: at epoch ends only); a rerun resumes
+    at that update, bit-identical to an uninterrupted run (same ranks and DataLoader workers)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -96,6 +99,7 @@ class TrainConfig:
             ("workers", self.workers),
             ("shuffle", self.shuffle),
             ("log_every", self.log_every),
+            ("save_every_steps", self.save_every_steps),
         ):
             if value < 0:
                 raise PretrainError(f"--{name.replace('_', '-')} must be >= 0, got {value}")

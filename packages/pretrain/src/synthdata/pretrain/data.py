@@ -12,8 +12,10 @@ Epoch rules (the same on every rank, so DDP sees the same number of steps everyw
   seeded by (seed, epoch, rank, worker); an epoch is ``steps`` micro-batches as above.
 
 Every random choice of the data path (shard order, sample shuffle buffer, resampling) is seeded from
-(seed, epoch, rank, worker), and augmentations draw from generators restored from the checkpoint, so a run
-resumed at an epoch boundary sees exactly the batches an uninterrupted run would have seen.
+(seed, epoch, rank, worker); DataLoader workers are seeded from (seed, epoch, rank, pass) and in-process
+augmentations draw from generators restored from the checkpoint, so a run resumed at an epoch boundary, or
+mid-epoch after replaying the batches it had consumed, sees exactly the batches an uninterrupted run would
+have seen.
 """
 
 from __future__ import annotations
@@ -287,12 +289,22 @@ def epoch_batches(
     """Yield exactly ``plan.steps`` batches ``(images, targets, keys, shard names)`` for this rank and ``epoch``.
 
     Each pass builds a fresh pipeline with the epoch's seed, so a refill pass reads the same shards as the
-    first one (never another rank's).
+    first one (never another rank's). The DataLoader's worker seeds come from (seed, epoch, rank, pass), not
+    from the training process's generator, so what the training loop draws (dropout, mixup) never changes the
+    workers' augmentations; a run resumed mid-epoch replays the epoch's first batches and then continues
+    with exactly the ones it had not trained on. (With ``workers=0`` the augmentations draw from the
+    training process's generators, which the trainer restores after the replay.)
     """
     seed = epoch_seed(cfg.seed, epoch)
+    rank = wds.utils.pytorch_worker_info()[0]
     yielded = 0
+    passes = 0
     while True:
         pipeline = shard_pipeline(source, cfg, plan, seed, transform, errors)
+        loader_seed = item_seed(
+            cfg.seed, f"loader-epoch{epoch}-rank{rank}-pass{passes}", stream="pretrain-data"
+        )
+        passes += 1
         loader = DataLoader(
             pipeline,
             batch_size=cfg.batch_size,
@@ -300,6 +312,7 @@ def epoch_batches(
             drop_last=True,
             pin_memory=pin_memory,
             persistent_workers=False,
+            generator=torch.Generator().manual_seed(loader_seed),
         )
         produced = 0
         batch_iter = iter(loader)

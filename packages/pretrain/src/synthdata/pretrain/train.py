@@ -1,11 +1,16 @@
-"""Pre-train a timm model on shards, one process per device under torchrun, with exact epoch resume."""
+"""Pre-train a timm model on shards, one process per device under torchrun, with exact resume at epoch ends
+and, with ``save_every_steps``, at any optimizer update inside an epoch."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import os
 import random
+import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +39,7 @@ from synthdata.pretrain.checkpoint import (
     load_checkpoint,
     restore_rng,
     save_checkpoint,
+    save_in_epoch_checkpoint,
 )
 from synthdata.pretrain.config import PretrainError, TrainConfig
 from synthdata.pretrain.data import SkipCounter, epoch_batches, plan_epochs, resolve_source
@@ -45,6 +51,121 @@ log = logging.getLogger(__name__)
 RESUME_MUST_MATCH = ("model", "img_size", "num_classes")
 # Settings that shape the learning-rate schedule; when they change on resume the schedule is rebuilt.
 SCHEDULE_KEYS = ("epochs", "sched", "lr", "warmup_epochs", "min_lr")
+# Test hook: with this set to N, rank 0 SIGKILLs itself right after optimizer update N (after any checkpoint
+# due at N), so a test can crash a run at a known point inside an epoch, without an epoch checkpoint.
+KILL_AFTER_ENV = "SYNTHDATA_PRETRAIN_KILL_AFTER_UPDATES"
+
+
+def _kill_after_updates() -> int | None:
+    value = os.environ.get(KILL_AFTER_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise PretrainError(f"{KILL_AFTER_ENV}={value!r} is not an integer; unset it") from None
+
+
+def _crash() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _data_layout(cfg: TrainConfig, plan_steps: int, workers: int, world_size: int, shards: int) -> dict:
+    """The settings that decide which batches each rank sees within an epoch, and in which order."""
+    return {
+        "world_size": world_size,
+        "workers": workers,
+        "batch_size": cfg.batch_size,
+        "accum_steps": cfg.accum_steps,
+        "steps_per_epoch": plan_steps,
+        "seed": cfg.seed,
+        "shuffle": cfg.shuffle,
+        "resampled": cfg.resampled,
+        "shards": shards,
+    }
+
+
+@dataclass(slots=True)
+class _EpochSums:
+    """One rank's running sums for the epoch in progress; saved in in-epoch checkpoints, so a resumed epoch
+    reports the same loss as an uninterrupted one."""
+
+    loss_sum: torch.Tensor
+    loss_n: int
+    window_sum: torch.Tensor
+    window_n: int
+    keys_digest: bytes
+    """SHA-256 chained over the sample keys of every micro-batch consumed so far."""
+
+    @classmethod
+    def fresh(cls, device: torch.device) -> _EpochSums:
+        zero = torch.zeros((), dtype=torch.float64, device=device)
+        return cls(zero, 0, zero.clone(), 0, b"")
+
+    def add_keys(self, keys: list[str]) -> None:
+        self.keys_digest = hashlib.sha256(self.keys_digest + "\n".join(keys).encode()).digest()
+
+    def to_saved(self) -> dict[str, Any]:
+        return {
+            "loss_sum": self.loss_sum.item(),
+            "loss_n": self.loss_n,
+            "window_sum": self.window_sum.item(),
+            "window_n": self.window_n,
+            "keys_sha256": self.keys_digest.hex(),
+        }
+
+    def load(self, saved: dict[str, Any]) -> None:
+        """Take the saved sums (float64 values round-trip exactly); the keys digest stays the replayed one."""
+        self.loss_sum.fill_(float(saved["loss_sum"]))
+        self.loss_n = int(saved["loss_n"])
+        self.window_sum.fill_(float(saved["window_sum"]))
+        self.window_n = int(saved["window_n"])
+
+
+@dataclass(frozen=True, slots=True)
+class _ResumePoint:
+    """Where in its first epoch a resumed run starts."""
+
+    micro_batches: int = 0
+    """Micro-batches of the epoch already trained on (replayed and dropped before training goes on)."""
+    sums: dict[str, Any] | None = None
+    exact: bool = True
+    """Same data layout as the checkpoint: the replayed batches are the trained ones, RNG states restored."""
+
+
+def _resume_point(
+    ckpt: dict[str, Any] | None, layout: dict, cfg: TrainConfig, steps: int, info: _dist.DistInfo
+) -> _ResumePoint:
+    pos = ckpt.get("in_epoch") if ckpt is not None else None
+    if not pos:
+        return _ResumePoint()
+    if pos.get("layout") == layout:
+        return _ResumePoint(int(pos["micro_batches"]), pos["ranks"][info.rank], True)
+    # Another data layout (ranks, workers, batch...): go on at the same share of the epoch. The replayed
+    # batches are not the ones trained on, so some samples are seen twice this epoch and others not at all.
+    saved = pos.get("layout") or {}
+    consumed = int(pos["micro_batches"]) * int(saved.get("batch_size", 0)) * int(saved.get("world_size", 0))
+    skip = min(consumed // (cfg.batch_size * info.world_size), steps) // cfg.accum_steps * cfg.accum_steps
+    sums = None
+    if info.is_main:
+        changed = sorted(k for k in layout if saved.get(k) != layout[k])
+        log.warning(
+            "the checkpoint was taken inside epoch %d with another data layout (changed: %s): training goes "
+            "on after micro-batch %d of %d (the same share of the epoch), which is not bit-identical to an "
+            "uninterrupted run",
+            int(pos["epoch"]) + 1,
+            ", ".join(changed),
+            skip,
+            steps,
+        )
+        ranks = pos.get("ranks") or []
+        sums = {
+            "loss_sum": sum(float(r["loss_sum"]) for r in ranks),
+            "loss_n": sum(int(r["loss_n"]) for r in ranks),
+            "window_sum": 0.0,
+            "window_n": 0,
+        }
+    return _ResumePoint(skip, sums, False)
 
 
 def _seed_all(seed: int) -> None:
@@ -91,6 +212,8 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
     ckpt_dir = out / "checkpoints"
     source = resolve_source(cfg.data, cfg.num_classes)
     plan = plan_epochs(source, cfg, info.world_size)
+    layout = _data_layout(cfg, plan.steps, plan.workers, info.world_size, len(source.urls))
+    kill_after = _kill_after_updates()
     if info.is_main:
         try:
             ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -132,6 +255,7 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
 
     start_epoch, global_update = 0, 0
+    resume = _resume_point(ckpt, layout, cfg, plan.steps, info)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -151,7 +275,7 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
         if changed:
             # timm's schedulers are functions of the update count; restart it from the new settings at this
             # epoch rather than keep a schedule sized for the old run (e.g. after raising --epochs)
-            global_update = start_epoch * updates_per_epoch
+            global_update = start_epoch * updates_per_epoch + resume.micro_batches // cfg.accum_steps
             if info.is_main:
                 log.warning(
                     "the learning-rate schedule follows the new settings from epoch %d (changed: %s)",
@@ -160,6 +284,8 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
                 )
         else:
             scheduler.load_state_dict(ckpt["scheduler"])
+            if not resume.exact:
+                global_update = start_epoch * updates_per_epoch + resume.micro_batches // cfg.accum_steps
         scheduler.step_update(num_updates=global_update)
 
     raw_model = model
@@ -232,6 +358,8 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
         start_epoch=start_epoch + 1,
         completed_epochs=start_epoch,
         resumed=ckpt is not None,
+        resumed_at_micro_batch=resume.micro_batches,
+        resumed_at_update=global_update,
         epochs=cfg.epochs,
         world_size=info.world_size,
         steps_per_epoch=plan.steps,
@@ -243,13 +371,16 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
     )
     if info.is_main:
         log.info(
-            "%s %s from %s: epochs %d..%d of %d, %d steps/epoch on each of %d ranks (batch %d, accum %d)",
+            "%s %s from %s: epochs %d..%d of %d%s, %d steps/epoch on each of %d ranks (batch %d, accum %d)",
             "resuming" if ckpt is not None else "training",
             cfg.model,
             cfg.data,
             start_epoch + 1,
             stop_epoch,
             cfg.epochs,
+            f" (epoch {start_epoch + 1} after micro-batch {resume.micro_batches})"
+            if resume.micro_batches
+            else "",
             plan.steps,
             info.world_size,
             cfg.batch_size,
@@ -263,24 +394,82 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
         else contextlib.nullcontext
     )
     pin = info.device.type == "cuda"
+
+    def checkpoint(epochs_done: int, rng: list[Any], in_epoch: Any, record: Any) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "epoch": epochs_done,
+            "global_update": global_update,
+            "model": raw_model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None,
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "rng": rng,
+            "config": run_config,
+            "num_classes": source.num_classes,
+            "classes": source.classes,
+            "data_config": dcfg,
+            "world_size": info.world_size,
+            "data_workers": plan.workers,
+            "updates_per_epoch": updates_per_epoch,
+            "metrics": record,
+            "in_epoch": in_epoch,
+        }
+
     epoch_records: list[dict[str, Any]] = []
     run_start = time.perf_counter()
     for epoch in range(start_epoch, stop_epoch):
         model.train()
         skipped_before = errors.count
         batches = epoch_batches(source, cfg, plan, epoch, transform, pin_memory=pin, errors=errors)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=info.device)
-        window_sum = torch.zeros((), dtype=torch.float64, device=info.device)
-        window_n = 0
+        sums = _EpochSums.fresh(info.device)
         keys_seen: list[str] = []
         shards_seen: set[str] = set()
+        first, replay_s = 0, 0.0
+        if epoch == start_epoch and resume.micro_batches:
+            # Replay the batches this epoch already trained on: read, decoded and augmented, then dropped
+            # (the workers' generators must advance exactly as they did), no forward or backward pass.
+            first = resume.micro_batches
+            tr = time.perf_counter()
+            for _ in range(first):
+                _, _, keys, shards = next(batches)
+                shards_seen.update(shards)
+                sums.add_keys(keys)
+                if cfg.log_keys:
+                    keys_seen.extend(keys)
+            if resume.sums is not None:
+                saved_keys = resume.sums.get("keys_sha256")
+                if resume.exact and saved_keys and saved_keys != sums.keys_digest.hex():
+                    log.warning(
+                        "rank %d: the %d replayed micro-batches of epoch %d hold other samples than the ones "
+                        "trained on before the checkpoint (did the shards under --data change?); the run "
+                        "goes on but is not bit-identical to an uninterrupted one",
+                        info.rank,
+                        first,
+                        epoch + 1,
+                    )
+                sums.load(resume.sums)
+            if resume.exact:
+                # the generator states of the moment the checkpoint was taken (the replay drew from them)
+                restore_rng(rng_states[info.rank], info.device)
+            replay_s = time.perf_counter() - tr
+            if info.is_main:
+                log.info(
+                    "epoch %d: replayed its first %d of %d micro-batches in %.1f s; training goes on from there",
+                    epoch + 1,
+                    first,
+                    plan.steps,
+                    replay_s,
+                )
         wait = 0.0
         t0 = time.perf_counter()
-        for step in range(plan.steps):
+        for step in range(first, plan.steps):
             tw = time.perf_counter()
             images, targets, keys, shards = next(batches)
             wait += time.perf_counter() - tw
             shards_seen.update(shards)
+            sums.add_keys(keys)
             if cfg.log_keys:
                 keys_seen.extend(keys)
             images = images.to(info.device, non_blocking=True)
@@ -296,9 +485,10 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
                     loss = criterion(model(images), targets)
                 scaled = loss / cfg.accum_steps
                 (scaler.scale(scaled) if scaler is not None else scaled).backward()
-            loss_sum += loss.detach().double()
-            window_sum += loss.detach().double()
-            window_n += 1
+            sums.loss_sum += loss.detach().double()
+            sums.loss_n += 1
+            sums.window_sum += loss.detach().double()
+            sums.window_n += 1
             if not update:
                 continue
             if cfg.clip_grad is not None:
@@ -316,7 +506,7 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
             if ema is not None:
                 ema.update(raw_model, step=global_update)
             if cfg.log_every and global_update % cfg.log_every == 0:
-                total, n = _dist.all_reduce_sum([window_sum.item(), float(window_n)], info)
+                total, n = _dist.all_reduce_sum([sums.window_sum.item(), float(sums.window_n)], info)
                 metrics.write(
                     "step",
                     epoch=epoch + 1,
@@ -324,15 +514,36 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
                     train_loss=total / max(n, 1),
                     lr=optimizer.param_groups[0]["lr"],
                 )
-                window_sum.zero_()
-                window_n = 0
+                sums.window_sum.zero_()
+                sums.window_n = 0
+            # every rank decides alike (an update count), so all of them join the gather; never at the
+            # epoch's last update, which the epoch checkpoint below covers
+            if cfg.save_every_steps and global_update % cfg.save_every_steps == 0 and step + 1 < plan.steps:
+                gathered = _dist.all_gather_objects(
+                    {"rng": capture_rng(info.device), "sums": sums.to_saved()}, info
+                )
+                if info.is_main:
+                    in_epoch = {
+                        "epoch": epoch,
+                        "micro_batches": step + 1,
+                        "updates": (step + 1) // cfg.accum_steps,
+                        "layout": layout,
+                        "ranks": [g["sums"] for g in gathered],
+                    }
+                    save_in_epoch_checkpoint(
+                        checkpoint(epoch, [g["rng"] for g in gathered], in_epoch, None), ckpt_dir
+                    )
+                    metrics.write("checkpoint", epoch=epoch + 1, step=global_update, micro_batches=step + 1)
+            if kill_after is not None and global_update == kill_after and info.is_main:
+                _crash()
         batches.close()
         if info.device.type == "cuda":
             torch.cuda.synchronize(info.device)
-        elapsed = time.perf_counter() - t0
+        elapsed = max(time.perf_counter() - t0, 1e-9)
         samples = plan.steps * cfg.batch_size
+        trained = (plan.steps - first) * cfg.batch_size  # this invocation's part of the epoch
         loss_total, steps_total, rate_total, share_total = _dist.all_reduce_sum(
-            [loss_sum.item(), float(plan.steps), samples / elapsed, wait / elapsed], info
+            [sums.loss_sum.item(), float(sums.loss_n), trained / elapsed, wait / elapsed], info
         )
         (share_max,) = _dist.all_reduce_max([wait / elapsed], info)
         (skipped,) = _dist.all_reduce_sum([float(errors.count - skipped_before)], info)
@@ -344,7 +555,7 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
         record = {
             "epoch": epoch + 1,
             "step": global_update,
-            "train_loss": loss_total / steps_total,
+            "train_loss": loss_total / steps_total if steps_total else float("nan"),
             "lr": optimizer.param_groups[0]["lr"],
             "images_per_s_per_gpu": rate_total / info.world_size,
             "images_per_s": rate_total,
@@ -357,6 +568,9 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
             "shards_per_rank": [len(names) for names in rank_shards],
             "shards_read_by_several_ranks": sum(1 for n in readers.values() if n > 1),
         }
+        if first:
+            record["resumed_at_micro_batch"] = first
+            record["replay_s"] = replay_s
         epoch_records.append(record)
         metrics.write("epoch", **record)
         if cfg.log_keys:
@@ -373,28 +587,7 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
         rng = _dist.all_gather_objects(capture_rng(info.device), info)
         if info.is_main:
             save_checkpoint(
-                {
-                    "format": FORMAT,
-                    "epoch": epoch + 1,
-                    "global_update": global_update,
-                    "model": raw_model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "ema": ema.state_dict() if ema is not None else None,
-                    "scaler": scaler.state_dict() if scaler is not None else None,
-                    "rng": rng,
-                    "config": run_config,
-                    "num_classes": source.num_classes,
-                    "classes": source.classes,
-                    "data_config": dcfg,
-                    "world_size": info.world_size,
-                    "data_workers": plan.workers,
-                    "updates_per_epoch": updates_per_epoch,
-                    "metrics": record,
-                },
-                ckpt_dir,
-                epoch + 1,
-                cfg.keep_checkpoints,
+                checkpoint(epoch + 1, rng, None, record), ckpt_dir, epoch + 1, cfg.keep_checkpoints
             )
             log.info(
                 "epoch %d/%d: loss %.4f, lr %.3g, %.1f images/s/%s, data wait %.0f%%",
