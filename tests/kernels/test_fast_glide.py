@@ -114,7 +114,10 @@ def test_fast_pipeline_matches_glide_pipeline():
     got = fp.generate_base(prompts, seeds, respacing="4", real_guidance=rg, start_step=2)
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(fp.upsample(got, prompts, seeds, respacing="ddim2"), want_up, atol=1e-4, rtol=1e-4)
-    assert fp.describe()["fast"]["batch_size"] == 2
+    assert fp.describe()["fast"]["batch_size"] == 2 and fp.describe()["sampler"] == "fast"
+    # fixed shapes: one sampler per model, each with one step (plain, Real Guidance and padded rows alike)
+    assert sorted(k[0] for k in fp._samplers) == ["base", "upsample"]
+    assert all(len(s._runners) == 1 for s in fp._samplers.values())
 
 
 class _EmulatedGraph:

@@ -7,7 +7,6 @@ same command to resume: complete shards are kept, incomplete ones redone.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from synthdata.diffusion.runner import (
 )
 from synthdata.prompts import PromptsError, load_class_list, read_prompts
 from synthdata.shards import ShardError
+from synthdata.shards.atomic import atomic_write_json
 from synthdata.tools._common import run_cli, setup_logging
 
 PROG = "synth-generate"
@@ -89,7 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--upsample-checkpoint", default="glide.upsample", help="file or name (glide.upsample)")
     run.add_argument("--no-download", action="store_true", help="fail instead of downloading missing weights")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    run.add_argument("--summary-json", type=Path, help="also write this rank's run summary as JSON here")
+    run.add_argument(
+        "--summary-json",
+        type=Path,
+        help="also write this rank's summary as JSON here (every rank's is in --out, merged into "
+        "--out/summary.json by the last rank to finish)",
+    )
     run.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -137,8 +142,7 @@ def _run(args: argparse.Namespace) -> int:
         config, records, classes=classes, progress=not args.no_progress, prompts_source=str(args.prompts)
     )
     if args.summary_json is not None:
-        args.summary_json.parent.mkdir(parents=True, exist_ok=True)
-        args.summary_json.write_text(json.dumps(summary.to_json(), indent=1) + "\n")
+        atomic_write_json(args.summary_json, summary.to_json(), mkdir=True)
     print(summary.line())
     return 0
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import torch
@@ -383,12 +383,18 @@ class FastSampler:
 
 # --------------------------------------------------------------------------------------------- pipeline
 class FastPipeline:
-    """:class:`~synthdata.diffusion.pipeline.GlidePipeline`'s ``generate_base`` / ``upsample`` /
-    ``generate`` with the same arguments, noise and seeds, run by :class:`FastSampler`.
+    """:class:`~synthdata.diffusion.pipeline.GlidePipeline` run by :class:`FastSampler`: the same
+    ``generate_base`` / ``upsample`` / ``generate`` arguments, seeds and noise, plus the ``describe`` /
+    ``model_digests`` / ``diffusion`` the generation runner needs.
 
-    Prompts are processed in chunks of ``batch_size``; the last chunk is padded, so each model keeps
-    one step shape for the whole run. The pipeline's models are accelerated in place (``dtype=None``
-    keeps the pipeline's dtype). Samples depend on their seeds only, as in the exact pipeline.
+    The batch size is fixed for the pipeline's life: prompts are processed in chunks of ``batch_size``
+    and a short chunk is padded, so there is one sampler per (model, respacing, guidance, method) and each
+    keeps one step shape, i.e. at most one CUDA-graph capture per model in a run. Rows with and without
+    Real Guidance may share a call (they are sampled in groups by start step).
+
+    The pipeline's models are accelerated in place. ``dtype``: ``None`` keeps the pipeline's, else the
+    models are converted (and ``pipeline.dtype`` follows). ``options.channels_last=None`` means on for a
+    half-precision model on CUDA. Model digests are taken before anything changes.
     """
 
     def __init__(
@@ -401,39 +407,63 @@ class FastPipeline:
         norm: str = "auto",
         options: FastOptions | None = None,
     ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.pipeline = pipeline
         self.batch_size = int(batch_size)
-        self.options = options or FastOptions()
-        device = pipeline.device
-        cl = self.options.channels_last
+        self._digests: dict[str, str] = dict(pipeline.model_digests())  # before any change to the models
+        dt = _DTYPES[dtype] if isinstance(dtype, str) else dtype
+        dt = pipeline.dtype if dt is None else dt
+        options = options or FastOptions()
+        cl = options.channels_last
+        half = dt != torch.float32
+        self.channels_last = (pipeline.device.type == "cuda" and half) if cl is None else bool(cl)
+        self.options = replace(options, channels_last=self.channels_last)
+        self.attention, self.norm = attention, norm
         for model in (pipeline.base, pipeline.upsampler):
-            if model is None:
-                continue
-            half = (dtype if dtype is not None else model.dtype) not in (torch.float32, "fp32")
-            channels_last = (device.type == "cuda" and half) if cl is None else cl
-            accelerate(model, dtype=dtype, attention=attention, norm=norm, channels_last=channels_last)
-        self._samplers: dict[Any, FastSampler] = {}
+            if model is not None:
+                accelerate(model, dtype=dt, attention=attention, norm=norm, channels_last=self.channels_last)
+        pipeline.dtype = dt  # the models were converted in place: keep the pipeline's own record true
+        self._samplers: dict[tuple[str, str, float | None, str], FastSampler] = {}
 
-    def _sampler(self, role: str, respacing: str, **kw: Any) -> FastSampler:
-        key = (role, respacing, tuple(sorted(kw.items())))
+    @property
+    def device(self) -> torch.device:
+        return self.pipeline.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.pipeline.dtype
+
+    def _sampler(self, role: str, respacing: str, guidance: float | None, method: str) -> FastSampler:
+        key = (role, respacing, guidance, method)
         if key not in self._samplers:
             model = self.pipeline.base if role == "base" else self.pipeline.upsampler
-            diffusion = self.pipeline.diffusion(role, respacing)
-            self._samplers[key] = FastSampler(model, diffusion, batch_size=self.batch_size, options=self.options, **kw)
+            self._samplers[key] = FastSampler(
+                model, self.diffusion(role, respacing), batch_size=self.batch_size, guidance_scale=guidance,
+                method=method, eta=0.0, options=self.options,  # type: ignore[arg-type]
+            )  # fmt: skip
         return self._samplers[key]
 
     def _chunks(self, n: int) -> list[slice]:
         return [slice(i, min(i + self.batch_size, n)) for i in range(0, n, self.batch_size)]
 
+    def diffusion(self, role: str, respacing: str) -> GaussianDiffusion:
+        """The pipeline's (cached) respaced diffusion of the ``base`` or ``upsample`` model."""
+        return self.pipeline.diffusion(role, respacing)
+
+    def model_digests(self) -> dict[str, str]:
+        """The pipeline's model digests, as taken before the models were accelerated."""
+        return dict(self._digests)
+
     @torch.no_grad()
     def generate_base(
         self,
-        prompts: Any,
-        seeds: Any,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
         *,
         guidance_scale: float = 3.0,
         respacing: str = "100",
-        real_guidance: Any = None,
+        real_guidance: Sequence[Tensor | None] | None = None,
         start_step: int | None = None,
         progress: bool = False,
     ) -> Tensor:
@@ -445,23 +475,24 @@ class FastPipeline:
         refs, groups = _rows_by_start_step(b, seeds, real_guidance, start_step)
         model = p.base
         size = model.options.image_size
-        sampler = self._sampler("base", respacing, guidance_scale=float(guidance_scale))
+        sampler = self._sampler("base", respacing, float(guidance_scale), "ancestral")
         diffusion = sampler.diffusion
         out = torch.empty((b, 3, size, size), dtype=torch.float32, device=p.device)
         uncond = model.empty_text_embedding()
         for k, rows in groups.items():
+            if k is not None and not 1 <= k <= diffusion.num_timesteps:
+                raise ValueError(f"k={k} outside 1..{diffusion.num_timesteps}")
             for chunk in self._chunks(len(rows)):
                 idx = rows[chunk]
                 tokens, mask = p.tokenizer.batch([prompts[r] for r in idx], model.text_ctx, device=p.device)
                 text = model.encode_text(tokens, mask).cat(uncond)
                 noise = GeneratorNoise.from_seeds([seeds[r] for r in idx])
-                shape = (len(idx), 3, size, size)
                 if k is None:
-                    samples = sampler(noise.initial(shape, p.device), text, noise=noise)
+                    x = noise.initial((len(idx), 3, size, size), p.device)
+                    samples = sampler(x, text, noise=noise)
                 else:
-                    if not 1 <= k <= diffusion.num_timesteps:
-                        raise ValueError(f"k={k} outside 1..{diffusion.num_timesteps}")
-                    ref = torch.stack([_as_image(refs[r], size) for r in idx]).to(p.device)
+                    ref = torch.stack([_as_image(refs[r], size) for r in idx])  # type: ignore[arg-type]
+                    ref = ref.to(p.device)
                     x = diffusion.q_sample(ref, k - 1, noise.initial(ref.shape, p.device))
                     samples = sampler(x, text, noise=noise, start=k - 1)
                 out[idx] = samples
@@ -471,8 +502,8 @@ class FastPipeline:
     def upsample(
         self,
         low_res: Tensor,
-        prompts: Any,
-        seeds: Any,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
         *,
         respacing: str = "fast27",
         temperature: float = 0.997,
@@ -486,30 +517,33 @@ class FastPipeline:
         p = self.pipeline
         if p.upsampler is None:
             raise ValueError("this pipeline has no upsampler; build it with upsample=True")
+        if len(seeds) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         model = p.upsampler
         size = model.options.image_size
-        sampler = self._sampler("upsample", respacing, method="ddim", eta=0.0)
+        sampler = self._sampler("upsample", respacing, None, "ddim")
         out = torch.empty((len(prompts), 3, size, size), dtype=torch.float32, device=p.device)
         low = quantize_8bit(low_res).to(p.device)
         for chunk in self._chunks(len(prompts)):
-            idx = list(range(len(prompts)))[chunk]
+            idx = range(len(prompts))[chunk]
             tokens, mask = p.tokenizer.batch([prompts[r] for r in idx], model.text_ctx, device=p.device)
-            noise = GeneratorNoise.from_seeds([item_seed(int(seeds[r]), "upsample", stream="glide") for r in idx])
+            up_seeds = [item_seed(int(seeds[r]), "upsample", stream="glide") for r in idx]
+            noise = GeneratorNoise.from_seeds(up_seeds)
             x = noise.initial((len(idx), 3, size, size), p.device) * temperature
-            out[chunk] = sampler(x, model.encode_text(tokens, mask), low_res=low[chunk])
+            out[chunk] = sampler(x, model.encode_text(tokens, mask), noise=noise, low_res=low[chunk])
         return out
 
     def generate(
         self,
-        prompts: Any,
-        seeds: Any,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
         *,
         size: int = 64,
         guidance_scale: float = 3.0,
         base_respacing: str = "100",
         up_respacing: str = "fast27",
         upsample_temp: float = 0.997,
-        real_guidance: Any = None,
+        real_guidance: Sequence[Tensor | None] | None = None,
         start_step: int | None = None,
         progress: bool = False,
     ) -> Tensor:
@@ -518,6 +552,8 @@ class FastPipeline:
 
         if size not in (64, 256):
             raise ValueError(f"size must be 64 or 256, got {size}")
+        if size == 256 and self.pipeline.upsampler is None:
+            raise ValueError("this pipeline has no upsampler; build it with upsample=True")
         x = self.generate_base(
             prompts, seeds, guidance_scale=guidance_scale, respacing=base_respacing,
             real_guidance=real_guidance, start_step=start_step,
@@ -527,7 +563,11 @@ class FastPipeline:
         return to_uint8(x)
 
     def describe(self) -> dict[str, Any]:
-        """The pipeline's description plus the fast settings."""
-        info = dict(self.pipeline.describe())
-        info["fast"] = {"batch_size": self.batch_size, "options": repr(self.options)}
-        return info
+        """The pipeline's description (digests as before acceleration) plus ``sampler: "fast"`` and the fast
+        settings (batch size, options, channels_last, attention and norm backends)."""
+        return dict(self.pipeline.describe()) | {
+            "digests": self.model_digests(),
+            "sampler": "fast",
+            "fast": asdict(self.options)
+            | {"batch_size": self.batch_size, "attention": self.attention, "norm": self.norm},
+        }

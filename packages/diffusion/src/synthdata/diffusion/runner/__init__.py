@@ -4,12 +4,14 @@ Public API::
 
     GenerateConfig(out=..., images_per_prompt=..., ...)   # settings, paper defaults
     run_generation(config, prompts, classes=None, pipeline=None, split=None) -> RunSummary
+    SUMMARY_JSON / rank_summary_name                      # run-level and per-rank summaries in --out
     plan_items / cut_shards / item_key                    # the deterministic plan (no model needed)
     load_references                                       # Real Guidance ImageFolder
 
 Work is planned up front (items = prompts x [references] x replicates, cut into shards), each rank of
 ``RANK``/``WORLD_SIZE`` (or Slurm) takes its shards, complete shards are skipped on a rerun, and every item's
-seed comes from its key. See ``docs/generate.md``.
+seed comes from its key. Each rank leaves its summary in ``--out``; the last to finish merges them into
+``summary.json``. See ``docs/generate.md``.
 """
 
 from synthdata.diffusion.runner._config import (
@@ -37,11 +39,11 @@ from synthdata.diffusion.runner._run import (
     PLAN_FILE,
     PRODUCER,
     Pipeline,
-    RunSummary,
     build_pipeline,
     default_device,
     run_generation,
 )
+from synthdata.diffusion.runner._summary import SUMMARY_JSON, RunSummary, rank_summary_name
 from synthdata.diffusion.runner.errors import GenerateError
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "SEED_STREAM",
     "SMOKE_BASE_RESPACING",
     "SMOKE_UP_RESPACING",
+    "SUMMARY_JSON",
     "GenerateConfig",
     "GenerateError",
     "Pipeline",
@@ -70,6 +73,7 @@ __all__ = [
     "load_references",
     "normalise_prompts",
     "plan_items",
+    "rank_summary_name",
     "run_generation",
     "scaled_start_step",
 ]
