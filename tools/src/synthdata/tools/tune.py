@@ -10,6 +10,7 @@ Defaults are the paper's recipe; see docs/tune.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -29,6 +30,16 @@ def _alphas(text: str) -> tuple[float, ...]:
     if not values or not all(0 <= v <= 1 for v in values):
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers in [0, 1], got {text!r}")
     return values
+
+
+def _config_option(group, flag: str, field: str, text: str, **kwargs) -> None:
+    """An option for the TuneConfig ``field`` (same name as its ``dest``), with its type and default."""
+    from synthdata.tune import TuneConfig
+
+    default = getattr(TuneConfig(), field)
+    kwargs.setdefault("metavar", flag.lstrip("-").upper().replace("-", "_"))  # argparse's, from the flag
+    help_text = f"{text} (default {default})"
+    group.add_argument(flag, dest=field, type=type(default), default=default, help=help_text, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,64 +125,41 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train the image encoder end to end too (default: frozen encoder, cached features)",
     )
-    g.add_argument(
+    _config_option(
+        g,
         "--bn-calibration",
-        type=int,
-        default=d.bn_calibration,
+        "bn_calibration",
+        "an encoder whose BatchNorm layers never saw data (random weights) first gets their statistics "
+        "estimated from up to N training images; pretrained encoders are untouched; 0 = off",
         metavar="N",
-        help="an encoder whose BatchNorm layers never saw data (random weights) first gets their statistics "
-        f"estimated from up to N training images; pretrained encoders are untouched; 0 = off "
-        f"(default {d.bn_calibration})",
     )
 
     g = parser.add_argument_group("optimisation (defaults: the paper's recipe)")
-    g.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
+    _config_option(g, "--epochs", "epochs", "training epochs")
     g.add_argument(
         "--lr",
         type=float,
         default=None,
         help="AdamW learning rate (default 2e-3 zero-shot, 1e-3 few-shot, 1e-5 with --finetune)",
     )
-    g.add_argument(
-        "--wd", type=float, default=d.weight_decay, help=f"weight decay (default {d.weight_decay})"
-    )
-    g.add_argument(
+    _config_option(g, "--wd", "weight_decay", "AdamW weight decay")
+    _config_option(
+        g,
         "--warmup",
-        type=float,
-        default=d.warmup_epochs,
-        help=f"linear warmup in epochs, then cosine decay (default {d.warmup_epochs})",
+        "warmup_epochs",
+        "linear warmup in epochs before the cosine decay; 0 = none, as the official code's published "
+        "commands run it",
     )
-    g.add_argument(
-        "--grad-clip", type=float, default=d.grad_clip, help=f"gradient-norm clip (default {d.grad_clip})"
+    _config_option(g, "--grad-clip", "grad_clip", "gradient-norm clip; 0 = off")
+    _config_option(g, "--batch-size", "batch_size", "synthetic images a step")
+    _config_option(g, "--real-batch-size", "real_batch_size", "real images a step in the few-shot setting")
+    _config_option(g, "--syn-weight", "syn_weight", "synthetic loss weight")
+    _config_option(g, "--real-weight", "real_weight", "real loss weight")
+    _config_option(
+        g, "--sl", "sl", "soft-label weight in [0, 1]: (1-sl)*CE + sl*SoftCE(zero-shot head); 0 = off"
     )
-    g.add_argument(
-        "--batch-size",
-        type=int,
-        default=d.batch_size,
-        help=f"synthetic images a step (default {d.batch_size})",
-    )
-    g.add_argument(
-        "--real-batch-size",
-        type=int,
-        default=d.real_batch_size,
-        help=f"real images a step in the few-shot setting (default {d.real_batch_size})",
-    )
-    g.add_argument("--syn-weight", type=float, default=d.syn_weight, help="synthetic loss weight (default 1)")
-    g.add_argument("--real-weight", type=float, default=d.real_weight, help="real loss weight (default 1)")
-    g.add_argument(
-        "--sl",
-        type=float,
-        default=d.sl,
-        help=f"soft-label weight in [0, 1]: (1-sl)*CE + sl*SoftCE(zero-shot head); 0 = off (default {d.sl})",
-    )
-    g.add_argument(
-        "--sl-T",
-        type=float,
-        default=d.sl_temperature,
-        dest="sl_T",
-        help=f"distillation temperature (default {d.sl_temperature})",
-    )
-    g.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    _config_option(g, "--sl-T", "sl_temperature", "distillation temperature")
+    _config_option(g, "--label-smoothing", "label_smoothing", "label smoothing of the cross-entropy terms")
     g.add_argument(
         "--pseudo-labels",
         action="store_true",
@@ -185,12 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="A,B,...",
         help="WiSE-FT mixing coefficients to evaluate (0 = zero-shot, 1 = tuned; default 0,0.1,...,1)",
     )
-    g.add_argument("--feature-batch-size", type=int, default=d.feature_batch_size)
-    g.add_argument(
-        "--workers",
-        type=int,
-        default=d.workers,
-        help=f"processes decoding images for feature extraction (default {d.workers}; 0 = in-process)",
+    _config_option(g, "--feature-batch-size", "feature_batch_size", "images a feature-extraction batch")
+    _config_option(
+        g, "--workers", "workers", "processes decoding images for feature extraction; 0 = in-process"
     )
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -265,32 +250,13 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--few-shot DIR and --shots K go together")
         if not args.train and args.few_shot is None:
             raise ValueError("give synthetic shards with --train (and/or real data with --few-shot/--shots)")
+        # Options named after a TuneConfig field (see _config_option) go straight into it.
+        fields = {f.name for f in dataclasses.fields(TuneConfig)} - {"model", "pretrained"}
         cfg = TuneConfig(
+            **{k: v for k, v in vars(args).items() if k in fields},
             model=args.model or "RN50",
             pretrained=args.pretrained or "openai",
-            precision=args.precision,
-            device=args.device,
-            epochs=args.epochs,
-            lr=args.lr,
-            weight_decay=args.wd,
-            warmup_epochs=args.warmup,
-            grad_clip=args.grad_clip,
-            batch_size=args.batch_size,
-            real_batch_size=args.real_batch_size,
-            syn_weight=args.syn_weight,
-            real_weight=args.real_weight,
-            sl=args.sl,
-            sl_temperature=args.sl_T,
-            label_smoothing=args.label_smoothing,
-            pseudo_labels=args.pseudo_labels,
-            finetune=args.finetune,
-            shots=args.shots,
-            seed=args.seed,
-            wise_alphas=args.wise_alphas,
-            feature_batch_size=args.feature_batch_size,
-            workers=args.workers,
             use_cache=not args.no_cache,
-            bn_calibration=args.bn_calibration,
         )
         classnames, templates, source = resolve_classes(args)
         log.info("%d classes from %s; %d templates", len(classnames), source, len(templates))

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -100,7 +101,8 @@ def run_tuning(
     if (few_shot is None) != (cfg.shots is None):
         raise DataError("few-shot training needs both the real data (--few-shot DIR) and --shots K")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} exists and is not a directory; choose another")
     cache_root = (
         (Path(cache_dir) if cache_dir is not None else out / "feature_cache") if cfg.use_cache else None
     )
@@ -129,6 +131,9 @@ def run_tuning(
     bn_info = None
     calibrate = cfg.bn_calibration > 0 and has_placeholder_statistics(bundle.model.visual)
     bn_original = batchnorm_state(bundle.model.visual) if calibrate else None
+    # Only now, with the data checked and the model loaded: a bad input leaves no --out behind.
+    created = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)  # topmost new dir
+    out.mkdir(parents=True, exist_ok=True)
     try:
         if calibrate:
             t = time.perf_counter()
@@ -376,6 +381,12 @@ def run_tuning(
         }
         append_jsonl(out / RESULTS_FILE, record)
         return record
+    except BaseException:
+        # A directory this run created and left without a file (no features cached, no epoch finished)
+        # goes again; anything in it is kept for the rerun, and a directory that existed is never removed.
+        if created is not None and not any(p.is_file() for p in created.rglob("*")):
+            shutil.rmtree(created, ignore_errors=True)
+        raise
     finally:
         if bn_original is not None:
             load_batchnorm_state(bundle.model.visual, bn_original)
