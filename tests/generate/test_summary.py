@@ -79,3 +79,22 @@ def test_resume_and_other_runs(tmp_path, monkeypatch):
     merged = json.loads((tmp_path / "e" / SUMMARY_JSON).read_text())
     t = merged["totals"]
     assert merged["run"]["launch"] == "slurm:102." and (t["images"], t["shards_resumed"]) == (7, 1)
+
+
+def test_the_cli_prints_the_run_line_on_the_last_rank(tmp_path, monkeypatch, capsys):
+    from synthdata.diffusion.runner import _run as runner_run
+    from synthdata.tools.generate import main
+
+    from ._helpers import write_prompts_file
+
+    monkeypatch.setattr(runner_run, "build_pipeline", lambda cfg, **kw: FakePipeline())
+    prompts = write_prompts_file(tmp_path / "p.jsonl")
+    args = ["--prompts", str(prompts), "--out", str(tmp_path / "o"), "--shard-size", "4", "--no-progress"]
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(args) == 0
+    assert "run:" not in capsys.readouterr().out  # rank 0 has not finished
+    monkeypatch.setenv("RANK", "0")
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "run: 6 images on 2 rank(s)" in out and "images/s aggregate" in out and "dataset complete" in out

@@ -7,6 +7,8 @@ same command to resume: complete shards are kept, incomplete ones redone.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import sys
 from pathlib import Path
@@ -19,6 +21,7 @@ from synthdata.diffusion.runner import (
     GenerateConfig,
     GenerateError,
     run_generation,
+    run_line,
 )
 from synthdata.prompts import PromptsError, load_class_list, read_prompts
 from synthdata.shards import ShardError
@@ -144,6 +147,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.summary_json is not None:
         atomic_write_json(args.summary_json, summary.to_json(), mkdir=True)
     print(summary.line())
+    if summary.run_summary is not None:  # this rank finished last: the whole run's figures
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            print(run_line(json.loads(Path(summary.run_summary).read_text(encoding="utf-8"))))
     return 0
 
 

@@ -43,7 +43,7 @@ from synthdata.diffusion.runner._run import (
     default_device,
     run_generation,
 )
-from synthdata.diffusion.runner._summary import SUMMARY_JSON, RunSummary, rank_summary_name
+from synthdata.diffusion.runner._summary import SUMMARY_JSON, RunSummary, rank_summary_name, run_line
 from synthdata.diffusion.runner.errors import GenerateError
 
 __all__ = [
@@ -75,5 +75,6 @@ __all__ = [
     "plan_items",
     "rank_summary_name",
     "run_generation",
+    "run_line",
     "scaled_start_step",
 ]

@@ -158,6 +158,17 @@ def merge(ranks: list[dict[str, Any]], identity: Mapping[str, Any]) -> dict[str,
     }
 
 
+def run_line(merged: Mapping[str, Any]) -> str:
+    """One line for a merged run summary (what the last rank prints)."""
+    t = merged["totals"]
+    return (
+        f"run: {t['images']} images on {merged['world_size']} rank(s) in {t['wall_seconds']:.1f} s wall "
+        f"({t['images_per_second']:.2f} images/s aggregate, {t['images_per_second_per_device']:.2f} "
+        f"images/s/device); {t['shards_written']} shards written, {t['shards_resumed']} resumed; "
+        f"dataset {'complete' if merged['dataset_complete'] else 'incomplete'}"
+    )
+
+
 def finish_rank(out: Path, summary: RunSummary, identity: Mapping[str, Any]) -> Path | None:
     """Write this rank's summary; if every rank of the run has written its own, write the merged
     ``summary.json`` and return its path. A failed write is logged, never raised: the shards are done."""
