@@ -32,6 +32,7 @@ def test_needs_exactly_one_class_source(tmp_path):
         ({"prompt_method": "gpt"}, "--prompt-method"),
         ({"images_per_prompt": 0}, "--images-per-prompt"),
         ({"eval_dir": "/nonexistent/eval"}, "no such file"),
+        ({"warmup": -1.0}, "--warmup"),
     ],
 )
 def test_bad_values_name_the_flag(kwargs, message):
@@ -77,6 +78,16 @@ def test_stage_hash_ignores_execution_settings_and_other_stages():
     changed = [s for s in STAGE_KEYS if config_hash(a.stage_config(s)) != config_hash(c.stage_config(s))]
     assert changed == ["tune"]
     assert config_diff(a.stage_config("tune"), c.stage_config("tune")) == ["epochs: 3 -> 7"]
+
+
+def test_warmup_is_hashed_only_when_given():
+    # Runs made before --warmup existed (warmup None: synth-tune's default) keep their tune hash.
+    a = PipelineConfig(dataset="cifar10", smoke=True).resolved()
+    assert "warmup" not in a.stage_config("tune")
+    b = PipelineConfig(dataset="cifar10", smoke=True, warmup=0.0).resolved()
+    assert config_diff(a.stage_config("tune"), b.stage_config("tune")) == ["warmup: None -> 0.0"]
+    changed = [s for s in STAGE_KEYS if config_hash(a.stage_config(s)) != config_hash(b.stage_config(s))]
+    assert changed == ["tune"]
 
 
 def test_prompts_per_class_covers_the_images():

@@ -22,6 +22,8 @@ class Toy:
 
     def _a(self, ctx: RunContext) -> dict:
         self.calls.append("prompts")
+        if self.fail == "prompts":
+            raise RuntimeError("no weights")
         (ctx.path("a.json")).write_text(json.dumps({"seed": ctx.cfg.seed}))
         return {"n": 1}
 
@@ -164,3 +166,26 @@ def test_a_second_process_on_the_same_run_is_refused(tmp_path, toy):
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         with pytest.raises(PipelineError, match="another synth-pipeline"):
             _run(run_dir)
+
+
+def test_failure_before_any_output_leaves_no_run_dir(tmp_path, toy):
+    toy.fail = "prompts"
+    with pytest.raises(RuntimeError, match="no weights"):
+        _run(tmp_path / "new" / "R")
+    assert not (tmp_path / "new").exists()  # nor the parent it made
+    empty = tmp_path / "E"
+    empty.mkdir()
+    with pytest.raises(RuntimeError, match="no weights"):
+        _run(empty)
+    assert empty.is_dir() and not any(empty.iterdir())
+
+
+def test_failed_stage_of_a_run_with_output_keeps_its_attempt_record(tmp_path, toy):
+    run_dir = tmp_path / "R"
+    _run(run_dir)
+    toy.fail = "prompts"
+    with pytest.raises(RuntimeError, match="no weights"):
+        runner.run_pipeline(PipelineConfig(dataset="cifar10", smoke=True), run_dir, force=["prompts"])
+    attempt = json.loads((run_dir / "stages" / "prompts.attempt.json").read_text())
+    assert {"config_hash", "inputs", "started"} <= set(attempt)
+    assert read_marker(run_dir, "prompts") is None and (run_dir / "b").is_dir()

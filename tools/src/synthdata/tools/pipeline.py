@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, help="tuning epochs (default 30)")
     g.add_argument("--tune-batch-size", type=int, metavar="N", help="synthetic images a tuning step (default 512)")
     g.add_argument("--lr", type=float, help="tuning learning rate (default 2e-3 zero-shot, 1e-3 few-shot)")
+    g.add_argument("--warmup", type=float, metavar="EPOCHS",
+                   help="tuning lr warmup in epochs (default synth-tune's 1; the official commands use 0)")
 
     g = p.add_argument_group("control")
     g.add_argument("--redo", action="append", default=[], metavar="STAGE",
@@ -102,6 +104,7 @@ def _body(args: argparse.Namespace, argv: list[str] | None) -> int:
         epochs=args.epochs,
         tune_batch_size=args.tune_batch_size,
         lr=args.lr,
+        warmup=args.warmup,
     )
     result = run_pipeline(cfg, args.out, argv=argv, force=args.redo, until=args.until)
     ran = result.ran

@@ -100,6 +100,7 @@ class PipelineConfig:
     epochs: int | None = None
     tune_batch_size: int | None = None
     lr: float | None = None
+    warmup: float | None = None  # epochs; None: synth-tune's default (1), the official commands use 0
 
     def __post_init__(self) -> None:
         if (self.dataset is None) == (self.classes_file is None):
@@ -113,6 +114,7 @@ class PipelineConfig:
             (self.eval_per_class is None or self.eval_per_class >= 1, "--eval-per-class must be >= 1"),
             (self.shots is None or self.shots >= 1, "--shots must be >= 1"),
             (self.epochs is None or self.epochs >= 1, "--epochs must be >= 1"),
+            (self.warmup is None or self.warmup >= 0, "--warmup must be >= 0 epochs"),
             (self.size in (None, 64, 256), "--size must be 64 or 256"),
             (self.prompt_method in (None, *PROMPT_METHODS), "--prompt-method must be le, template or basic"),
             (self.image_format in ("png", "jpg", "webp"), "--format must be png, jpg or webp"),
@@ -175,6 +177,8 @@ class PipelineConfig:
         out = {k: getattr(self, k) for k in keys if k not in EXECUTION_KEYS}
         if stage == "prompts":
             out["prompts_per_class"] = self.prompts_per_class
+        if stage == "tune" and self.warmup is None:
+            del out["warmup"]  # hashed only when given, so runs made before the flag existed stay finished
         return out
 
 
@@ -194,7 +198,7 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "filter": ("smoke", "clip_model", "clip_pretrained", "filter_rule", "keep_per_class", "seed", "device"),
     "eval": ("dataset", "classes_file", "eval_per_class", "seed"),
     "tune": (
-        "smoke", "clip_model", "clip_pretrained", "epochs", "tune_batch_size", "lr", "shots",
+        "smoke", "clip_model", "clip_pretrained", "epochs", "tune_batch_size", "lr", "warmup", "shots",
         "seed", "device",
     ),
     "report": ("smoke",),

@@ -14,6 +14,7 @@ import fcntl
 import logging
 import os
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -33,6 +34,7 @@ from synthdata.tools._pipeline.config import (
 )
 from synthdata.tools._pipeline.context import RunContext, Stage
 from synthdata.tools._pipeline.stages import (
+    STAGES_DIR,
     StageMarker,
     fingerprint,
     marker_path,
@@ -124,6 +126,39 @@ def _check_run_dir(run_dir: Path) -> None:
         raise PipelineError(
             f"--out {run_dir} is not empty and is not a synth-pipeline run; choose a new or empty directory"
         )
+
+
+def check_real_data(cfg: PipelineConfig, classnames: list[str], run_dir: Path) -> None:
+    """Read ``--eval`` and ``--few-shot`` (their listings, not their images) before anything is written, so
+    a wrong class count, an unreadable shard directory or too few images for ``--shots`` fails at once
+    instead of after generation. Skipped once tuning has finished (a rerun of a finished run stays fast and
+    torch-free; a changed input then fails in its stage)."""
+    checks = [(flag, path) for flag, path in (("--eval", cfg.eval_dir), ("--few-shot", cfg.few_shot)) if path]
+    if not checks or read_marker(run_dir, "tune") is not None:
+        return
+    from synthdata.shards import ShardError
+    from synthdata.tune import DataError, load_image_set, sample_few_shot
+
+    for flag, path in checks:
+        try:
+            image_set = load_image_set(path, len(classnames))
+            if flag == "--few-shot":
+                sample_few_shot(image_set.labels, cfg.shots, cfg.seed, len(classnames))
+        except (DataError, ShardError, OSError) as exc:
+            raise PipelineError(f"{flag} {path}: {exc}") from exc
+
+
+def _only_bookkeeping(root: Path, run_dir: Path) -> bool:
+    """True when ``root`` holds no file but the runner's own (config, lock, attempt records): nothing that
+    a rerun could resume from or a user would look at."""
+    own = {layout.CONFIG, LOCK_FILE}
+    for path in root.rglob("*"):
+        if path.is_dir():
+            continue
+        rel = path.relative_to(run_dir).as_posix() if path.is_relative_to(run_dir) else None
+        if rel not in own and not (rel and rel.startswith(f"{STAGES_DIR}/") and rel.endswith(".attempt.json")):
+            return False
+    return True
 
 
 def _attempt_path(run_dir: Path, stage: str) -> Path:
@@ -258,18 +293,32 @@ def run_pipeline(
     classnames, templates, prefix, suffix = resolve_classes(cfg)
     run_dir = Path(run_dir).resolve()
     _check_run_dir(run_dir)  # only now: a bad setting leaves no directory behind
+    check_real_data(cfg, classnames, run_dir)
+    created = next((p for p in reversed([run_dir, *run_dir.parents]) if not p.exists()), None)  # topmost new
+    was_empty = created is None and not any(run_dir.iterdir())
     run_dir.mkdir(parents=True, exist_ok=True)
     ctx = RunContext(cfg, run_dir, classnames, templates, prefix, suffix)
     outcomes: list[StageOutcome] = []
     with _locked(run_dir):
-        write_config(ctx, argv)
-        forced = False
-        for stage in STAGES:
-            forced = forced or stage.name in force
-            outcome = run_stage(ctx, stage, force=forced)
-            outcomes.append(outcome)
-            if until is not None and stage.name == until:
-                break
+        try:
+            write_config(ctx, argv)
+            forced = False
+            for stage in STAGES:
+                forced = forced or stage.name in force
+                outcome = run_stage(ctx, stage, force=forced)
+                outcomes.append(outcome)
+                if until is not None and stage.name == until:
+                    break
+        except BaseException:
+            # A new (or empty) run directory is left as it was if the failure left nothing in it but the
+            # runner's bookkeeping; once a stage has written something (a finished stage, a partial output,
+            # the Language Enhancement journal) everything stays, with the attempt record, for the rerun.
+            if created is not None and _only_bookkeeping(created, run_dir):
+                shutil.rmtree(created, ignore_errors=True)
+            elif was_empty and _only_bookkeeping(run_dir, run_dir):
+                for rel in (layout.CONFIG, LOCK_FILE, STAGES_DIR):
+                    remove_path(run_dir / rel)
+            raise
     from synthdata.tools._pipeline.report import _read_jsonl
 
     return PipelineResult(run_dir, outcomes, _read_jsonl(run_dir / layout.RESULTS))

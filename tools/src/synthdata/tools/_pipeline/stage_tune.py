@@ -75,6 +75,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if cfg.tune_batch_size is not None:
         kwargs["batch_size"] = cfg.tune_batch_size
+    if cfg.warmup is not None:
+        kwargs["warmup_epochs"] = cfg.warmup
     # Decoding processes: none for the few smoke images (starting them costs more than they save).
     kwargs["workers"] = 0 if cfg.smoke else (4 if ctx.device.startswith("cuda") else 1)
     try:
