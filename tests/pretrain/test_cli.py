@@ -13,6 +13,8 @@ from synthdata.tools.pretrain import main, parse_args
 def test_plain_flags_mean_train() -> None:
     args = parse_args(["--data", "D", "--model", "resnet18", "--img-size", "64", "--device", "cpu"])
     assert args.command == "train" and args.model == "resnet18" and args.img_size == 64
+    assert args.save_every_steps == 0  # epoch ends only unless asked
+    assert parse_args(["--data", "D", "--save-every-steps", "500"]).save_every_steps == 500
 
 
 def test_smoke_defaults_yield_to_given_flags() -> None:
@@ -47,6 +49,7 @@ def test_train_then_transfer(
         (["--data", "MISSING", "--device", "cpu"], "no such directory"),
         (["--data", "https://x.org/s-{0..3}.tar", "--device", "cpu"], "--num-classes"),
         (["--data", "x", "--epochs", "0", "--device", "cpu"], "--epochs must be >= 1"),
+        (["--data", "x", "--save-every-steps", "-1", "--device", "cpu"], "--save-every-steps must be >= 0"),
         (["--data", "x", "--device", "cpu", "--amp", "fp16"], "needs --device cuda"),
         (["--data", "SHARDS", "--device", "cpu", "--model", "no_such_net"], "timm has no model"),
         (["transfer", "--ckpt", "MISSING", "--train-dir", "a", "--eval-dir", "b", "--device", "cpu"], "does not exist"),

@@ -3,6 +3,7 @@ exactly the batches it had not trained on and ends bit-identical to an uninterru
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -131,3 +132,26 @@ def test_saving_inside_epochs_does_not_change_training(demo_shards: Path, tmp_pa
     saves = _records(tmp_path / "b", "checkpoint")
     assert [r["step"] for r in saves] == list(range(1, 8))  # every update but the epoch's last
     assert load_checkpoint(tmp_path / "b/checkpoints/last.pt")["in_epoch"] is None
+
+
+def test_replay_warns_when_the_shards_changed(
+    demo_shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    data, out = tmp_path / "shards", tmp_path / "run"
+    shutil.copytree(demo_shards, data)
+    monkeypatch.setattr(train_module, "_crash", _crash)
+    monkeypatch.setenv(train_module.KILL_AFTER_ENV, "3")
+    with pytest.raises(_Crash):
+        train(tiny_config(data, out, epochs=1, save_every_steps=2))
+    monkeypatch.delenv(train_module.KILL_AFTER_ENV)
+    # same names, counts and classes, other contents under each name: the replayed keys differ
+    tars = sorted(data.glob("*.tar"))
+    for path in tars:
+        path.rename(path.with_suffix(".tmp"))
+        path.with_suffix(".idx.json").rename(path.with_suffix(".idx.tmp"))
+    for src, dst in zip(tars, tars[1:] + tars[:1], strict=True):
+        src.with_suffix(".tmp").rename(dst)
+        src.with_suffix(".idx.tmp").rename(dst.with_suffix(".idx.json"))
+    with caplog.at_level("WARNING"):
+        assert train(tiny_config(data, out, epochs=1, save_every_steps=2))["finished"]
+    assert "hold other samples than the ones trained on" in caplog.text

@@ -1,5 +1,7 @@
 """The acceptance run: ``torchrun --nproc-per-node 2 --no-python synth-pretrain`` on the CPU (gloo), killed
-mid-run with SIGKILL and rerun: it resumes from the last checkpoint and finishes with disjoint shards per rank.
+with SIGKILL in the middle of an epoch and rerun: it resumes from the checkpoint taken inside that epoch
+(``--save-every-steps``), finishes with disjoint shards per rank, and (slow test) bit-identical to a run that
+was never interrupted.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,9 @@ import torch
 
 from synthdata.pretrain import load_checkpoint, read_metrics
 
-EPOCHS = 4
+EPOCHS = 4  # of 4 updates each (64 samples, 2 ranks x batch 8)
+SAVE_EVERY = 2
+KILL_AFTER = 7  # inside epoch 2, one update after its checkpoint at update 6 (micro-batch 2 of 4)
 
 
 def _command(data: Path, out: Path) -> list[str]:
@@ -58,8 +61,8 @@ def _kill_tree(pid: int) -> None:
             os.kill(victim, signal.SIGKILL)
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **extra}
 
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds ranks to kill in /proc")
@@ -67,25 +70,32 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="fi
 
 @pytest.fixture(scope="module")
 def killed_run(demo_shards: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str]:
-    """A 2-rank run SIGKILLed after its first checkpoint, then rerun to the end: (out, killed at, stdout)."""
+    """A 2-rank run whose rank 0 is SIGKILLed inside epoch 2, then rerun to the end: (out, killed at, stdout).
+
+    The kill comes from the trainer's test hook (rank 0 sends itself SIGKILL right after update
+    ``KILL_AFTER``), so it lands at a known update; torchrun then tears down rank 1 and both data workers.
+    """
     out = tmp_path_factory.mktemp("torchrun") / "run"
-    cmd = _command(demo_shards, out)
-    first_ckpt = out / "checkpoints" / "epoch_001.pt"
+    cmd = [*_command(demo_shards, out), "--save-every-steps", str(SAVE_EVERY)]
     proc = subprocess.Popen(
-        cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        cmd,
+        env=_env(SYNTHDATA_PRETRAIN_KILL_AFTER_UPDATES=str(KILL_AFTER)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 240
-        while not first_ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert proc.poll() is None, f"run ended before it could be killed:\n{proc.stdout.read().decode()}"
-        _kill_tree(proc.pid)  # the launcher, both ranks and their data workers, mid-run
+        output = proc.communicate(timeout=240)[0].decode()
     finally:
         if proc.poll() is None:
             _kill_tree(proc.pid)
-        proc.wait()
-    killed_at = load_checkpoint(out / "checkpoints" / "last.pt")["epoch"]
-    assert 1 <= killed_at < EPOCHS
+            proc.wait()
+    assert proc.returncode != 0, f"the run was not killed:\n{output}"
+    ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert ckpt["in_epoch"] is not None, "last.pt is not the checkpoint taken inside epoch 2"
+    assert (ckpt["epoch"], ckpt["global_update"], ckpt["in_epoch"]["micro_batches"]) == (1, 6, 2)
+    assert not (out / "checkpoints" / "epoch_002.pt").exists()
+    killed_at = ckpt["global_update"]
 
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -98,7 +108,8 @@ def test_torchrun_two_ranks_killed_and_resumed(killed_run: tuple[Path, int, str]
     assert f"finished after epoch {EPOCHS}/{EPOCHS}" in stdout
     records = read_metrics(out / "metrics.jsonl")
     starts = [r for r in records if r["event"] == "start"]
-    assert starts[-1]["resumed"] and starts[-1]["completed_epochs"] == killed_at
+    assert starts[-1]["resumed"] and starts[-1]["completed_epochs"] == 1
+    assert starts[-1]["resumed_at_update"] == killed_at and starts[-1]["resumed_at_micro_batch"] == 2
     assert starts[-1]["world_size"] == 2
     epochs = {r["epoch"]: r for r in records if r["event"] == "epoch"}  # a re-done epoch replaces its line
     assert sorted(epochs) == list(range(1, EPOCHS + 1))
@@ -126,5 +137,16 @@ def test_torchrun_resume_is_bit_exact(
     assert done.returncode == 0, done.stdout + done.stderr
     whole = load_checkpoint(out / "checkpoints" / "last.pt")
     resumed = load_checkpoint(killed_run[0] / "checkpoints" / "last.pt")
+    assert whole["model"].keys() == resumed["model"].keys()
     for name, tensor in whole["model"].items():
         assert torch.equal(tensor, resumed["model"][name]), f"{name} differs after a killed and resumed run"
+    for param, state in whole["optimizer"]["state"].items():
+        for key, value in state.items():
+            assert torch.equal(value, resumed["optimizer"]["state"][param][key]), f"optimizer {param}.{key}"
+    assert whole["global_update"] == resumed["global_update"] == EPOCHS * 4
+    # and the same per-epoch losses (the resumed epoch's running sums came from the checkpoint)
+    losses = [
+        {r["epoch"]: r["train_loss"] for r in read_metrics(run / "metrics.jsonl") if r["event"] == "epoch"}
+        for run in (out, killed_run[0])
+    ]
+    assert losses[0] == losses[1] and len(losses[0]) == EPOCHS
