@@ -53,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--pretrained", default="openai", help="weights tag or file; 'none' for random (default openai)"
     )
-    g.add_argument("--cache-dir", help="where pretrained weights are cached")
+    g.add_argument(
+        "--cache-dir",
+        help="where pretrained weights are cached: a Hugging Face hub cache (default $HF_HUB_CACHE, "
+        "~/.cache/huggingface/hub)",
+    )
     g.add_argument(
         "--smoke", action="store_true", help=f"tiny random model ({SMOKE_MODEL}) for checks and CI"
     )
