@@ -56,6 +56,7 @@ CASES = {
         7,  # epoch 2, after its 3rd of 4 updates; the last checkpoint is at update 6 (micro-batch 4)
     ),
     "two-workers-refill-pass": ({"workers": 2, "batch_size": 12, "drop_path": 0.1}, 9),  # epoch 2, after 4 of 5
+    "resampled-one-worker": ({"resampled": True, "epoch_samples": 48, "workers": 1}, 9),  # epoch 2, after 3 of 6
 }
 
 
