@@ -260,14 +260,14 @@ def filter_shards(
         raise FileNotFoundError(f"{source} holds no complete shards (no *.idx.json sidecars)")
     check_classes(source, classnames, shard_index(source))
     previous = check_out_dir(source, out)
-    created = not out.exists()
+    created = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)  # topmost new dir
     try:
         return _filter(source, out, classnames, templates, cfg, bundle, source_note, previous, started)
     except BaseException:
         # A run that fails before writing any file leaves no directory it created behind (score checkpoints
         # are files, so an interrupted scoring run keeps them for the rerun).
-        if created and out.is_dir() and not any(p.is_file() for p in out.rglob("*")):
-            shutil.rmtree(out, ignore_errors=True)
+        if created is not None and not any(p.is_file() for p in created.rglob("*")):
+            shutil.rmtree(created, ignore_errors=True)
         raise
 
 
