@@ -34,7 +34,8 @@ from torch import Tensor, nn
 
 from synthdata.diffusion._layers import GroupNorm32, timestep_embedding
 from synthdata.diffusion.model import AttentionBlock, Text2ImUNet, TextEmbedding
-from synthdata.diffusion.sampling import NoiseSource, needs_step_noise
+from synthdata.diffusion.pipeline import GlidePipeline, _as_image, _rows_by_start_step, quantize_8bit
+from synthdata.diffusion.sampling import GeneratorNoise, NoiseSource, needs_step_noise
 from synthdata.diffusion.schedule import GaussianDiffusion
 from synthdata.kernels import (
     GraphRunner,
@@ -45,6 +46,7 @@ from synthdata.kernels import (
     guided_ancestral_step,
     maybe_compile,
 )
+from synthdata.shards.seeding import item_seed
 
 __all__ = [
     "FastAttentionBlock",
@@ -434,6 +436,14 @@ class FastPipeline:
     def dtype(self) -> torch.dtype:
         return self.pipeline.dtype
 
+    @property
+    def base(self) -> Text2ImUNet:
+        return self.pipeline.base
+
+    @property
+    def upsampler(self) -> Text2ImUNet | None:
+        return self.pipeline.upsampler
+
     def _sampler(self, role: str, respacing: str, guidance: float | None, method: str) -> FastSampler:
         key = (role, respacing, guidance, method)
         if key not in self._samplers:
@@ -468,9 +478,6 @@ class FastPipeline:
         progress: bool = False,
     ) -> Tensor:
         """As ``GlidePipeline.generate_base`` (``progress`` is accepted and ignored)."""
-        from synthdata.diffusion.pipeline import _as_image, _rows_by_start_step
-        from synthdata.diffusion.sampling import GeneratorNoise
-
         p, b = self.pipeline, len(prompts)
         refs, groups = _rows_by_start_step(b, seeds, real_guidance, start_step)
         model = p.base
@@ -510,10 +517,6 @@ class FastPipeline:
         progress: bool = False,
     ) -> Tensor:
         """As ``GlidePipeline.upsample`` (DDIM, eta 0, no guidance; ``progress`` ignored)."""
-        from synthdata.diffusion.pipeline import quantize_8bit
-        from synthdata.diffusion.sampling import GeneratorNoise
-        from synthdata.shards.seeding import item_seed
-
         p = self.pipeline
         if p.upsampler is None:
             raise ValueError("this pipeline has no upsampler; build it with upsample=True")
@@ -533,34 +536,8 @@ class FastPipeline:
             out[chunk] = sampler(x, model.encode_text(tokens, mask), noise=noise, low_res=low[chunk])
         return out
 
-    def generate(
-        self,
-        prompts: Sequence[str],
-        seeds: Sequence[int],
-        *,
-        size: int = 64,
-        guidance_scale: float = 3.0,
-        base_respacing: str = "100",
-        up_respacing: str = "fast27",
-        upsample_temp: float = 0.997,
-        real_guidance: Sequence[Tensor | None] | None = None,
-        start_step: int | None = None,
-        progress: bool = False,
-    ) -> Tensor:
-        """As ``GlidePipeline.generate``: uint8 (B, H, W, 3) on the CPU; ``size`` 64 or 256."""
-        from synthdata.diffusion.pipeline import to_uint8
-
-        if size not in (64, 256):
-            raise ValueError(f"size must be 64 or 256, got {size}")
-        if size == 256 and self.pipeline.upsampler is None:
-            raise ValueError("this pipeline has no upsampler; build it with upsample=True")
-        x = self.generate_base(
-            prompts, seeds, guidance_scale=guidance_scale, respacing=base_respacing,
-            real_guidance=real_guidance, start_step=start_step,
-        )  # fmt: skip
-        if size == 256:
-            x = self.upsample(x, prompts, seeds, respacing=up_respacing, temperature=upsample_temp)
-        return to_uint8(x)
+    # GlidePipeline's own: base then upsampler through this class's generate_base / upsample
+    generate = GlidePipeline.generate
 
     def describe(self) -> dict[str, Any]:
         """The pipeline's description (digests as before acceleration) plus ``sampler: "fast"`` and the fast

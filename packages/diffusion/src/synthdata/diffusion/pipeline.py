@@ -280,6 +280,8 @@ class GlidePipeline:
         """Images for a batch of prompts as uint8 (B, H, W, 3) on the CPU; ``size`` 64 or 256."""
         if size not in (64, 256):
             raise ValueError(f"size must be 64 or 256, got {size}")
+        if size == 256 and self.upsampler is None:  # before the base model's work, not after
+            raise ValueError("this pipeline has no upsampler; build it with upsample=True")
         x = self.generate_base(
             prompts,
             seeds,
