@@ -180,6 +180,9 @@ def test_offline_error_names_model_and_cache(monkeypatch, tmp_path):
         load_model(bogus, device="cpu")
     msg = str(info.value)
     assert bogus in msg and "cache" in msg and "HF_HUB_OFFLINE" in msg and "--smoke" in msg
+    assert "pass --model /path" in msg
+    with pytest.raises(ModelNotAvailableError, match="pass --le-model /path"):  # synth-pipeline's option
+        LanguageEnhancer.from_pretrained(bogus, device="cpu", option="--le-model")
 
 
 def test_local_directory_model_round_trip(tmp_path):

@@ -222,20 +222,20 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _fetch_hint(model: str) -> str:
+def _fetch_hint(model: str, option: str) -> str:
     return (
         f"Fetch it where the internet is reachable (`hf download {model}`) and copy the Hugging Face cache "
-        f"here, pass --model /path/to/a/local/model/dir, or use --smoke"
+        f"here, pass {option} /path/to/a/local/model/dir, or use --smoke"
     )
 
 
-def load_model(model: str, device: str | torch.device | None = "auto"):
+def load_model(model: str, device: str | torch.device | None = "auto", *, option: str = "--model"):
     """(model, tokenizer) for a seq2seq model id or local directory, in eval mode on ``device``.
 
     Order: a local directory; else the Hugging Face cache (no network); else a download into that cache
     (so the next run finds it there), unless the hub is offline (``HF_HUB_OFFLINE=1``) or unreachable.
     Raises :class:`ModelNotAvailableError` (one line, naming the model, the cache and the fix) when none
-    of these works.
+    of these works; ``option`` is the command-line option its fix names for a local directory.
     """
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -267,12 +267,12 @@ def load_model(model: str, device: str | torch.device | None = "auto"):
     if _hub_offline():
         raise ModelNotAvailableError(
             f"model {model!r} is not in the Hugging Face cache ({hf_cache_dir()}) and the hub is offline "
-            f"(HF_HUB_OFFLINE=1). {_fetch_hint(model)}."
+            f"(HF_HUB_OFFLINE=1). {_fetch_hint(model, option)}."
         ) from cache_error
     if not _hub_reachable():
         raise ModelNotAvailableError(
             f"model {model!r} is not in the Hugging Face cache ({hf_cache_dir()}) and the hub "
-            f"({_endpoint()}) cannot be reached. {_fetch_hint(model)}."
+            f"({_endpoint()}) cannot be reached. {_fetch_hint(model, option)}."
         ) from cache_error
     log.info("downloading %s into the Hugging Face cache (%s)", model, hf_cache_dir())
     try:
@@ -281,7 +281,7 @@ def load_model(model: str, device: str | torch.device | None = "auto"):
     except Exception as exc:
         raise ModelNotAvailableError(
             f"model {model!r} is not in the Hugging Face cache ({hf_cache_dir()}) and could not be downloaded "
-            f"({_one_line(exc)}). {_fetch_hint(model)}."
+            f"({_one_line(exc)}). {_fetch_hint(model, option)}."
         ) from exc
     return net.to(dev).eval(), tok
 
@@ -305,9 +305,11 @@ class LanguageEnhancer:
         self.model_id = model_id
 
     @classmethod
-    def from_pretrained(cls, model: str = DEFAULT_MODEL, *, device: str | torch.device | None = "auto"):
+    def from_pretrained(
+        cls, model: str = DEFAULT_MODEL, *, device: str | torch.device | None = "auto", option: str = "--model"
+    ):
         """Load ``model`` (a hub id or a local directory); see :func:`load_model`."""
-        net, tok = load_model(model, device)
+        net, tok = load_model(model, device, option=option)
         return cls(net, tok, device=device, model_id=model)
 
     @classmethod

@@ -72,7 +72,9 @@ def _le(ctx: RunContext, per_class: int) -> tuple[list[Any], dict[str, Any]]:
     if cfg.smoke:
         enhancer = LanguageEnhancer.smoke(ctx.classnames, device="cpu")
     else:
-        enhancer = LanguageEnhancer.from_pretrained(cfg.le_model or DEFAULT_MODEL, device=ctx.device)
+        enhancer = LanguageEnhancer.from_pretrained(
+            cfg.le_model or DEFAULT_MODEL, device=ctx.device, option="--le-model"
+        )
     # The journal lives beside the markers, not in the stage's output (which a redo removes), so an
     # interrupted Language Enhancement resumes after its last finished block; it is keyed on the settings,
     # so one from other settings is ignored.
