@@ -169,8 +169,10 @@ def test_corrupt_images_and_shards_are_counted_skipped_and_reported(tmp_path, ca
     truncated.write_bytes(truncated.read_bytes()[:700])  # inside the first member
     lost = set(json.loads(truncated.with_suffix(".idx.json").read_text())["keys"])
     out = tmp_path / "F"
-    rc = main(["--in", str(src), "--out", str(out), "--rule", "topk", "--per-class", "3", *TINY])
+    with pytest.warns(UserWarning, match="skipped a corrupt sample or shard") as warned:
+        rc = main(["--in", str(src), "--out", str(out), "--rule", "topk", "--per-class", "3", *TINY])
     assert rc == 0
+    assert {type(w.message) for w in warned} == {UserWarning}
     assert "unreadable sample(s) skipped" in capsys.readouterr().err
     rows = {r["key"]: r for r in _scores(out)}
     assert len(rows) == 9

@@ -95,3 +95,22 @@ def test_corrupt_samples_warn_and_count(tmp_path):
 def test_empty_directory_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no complete shards"):
         wds_pipeline(tmp_path)
+
+
+def test_every_shard_file_is_closed_after_reading(tmp_path):
+    """Good, truncated and partly read shards: each file is closed by the pipeline, none left to the GC."""
+    import gc
+
+    make_dataset(tmp_path, n=12, max_count=4)
+    shards = list_shards(tmp_path)
+    shards[1].write_bytes(shards[1].read_bytes()[:700])  # cut inside the first member
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        items = list(wds_pipeline(tmp_path, shuffle=0, on_error="warn"))
+        stream = iter(wds_pipeline(tmp_path, shuffle=0))
+        next(stream)
+        stream.close()  # stopped inside a shard
+        del stream
+        gc.collect()
+    assert len(items) == 8
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
         ShardError,
     )
     from synthdata.shards.layout import DATASET_JSON, shard_name, sidecar_path
-    from synthdata.shards.pipeline import ErrorCounter, resolve_urls, wds_pipeline
+    from synthdata.shards.pipeline import ErrorCounter, resolve_urls, tar_samples, wds_pipeline
     from synthdata.shards.reader import ReadSample, ReadStats, iter_samples, list_shards
     from synthdata.shards.resume import ResumePlan, is_complete, plan_resume
     from synthdata.shards.seeding import WorkSplit, item_seed, work_split
@@ -55,6 +55,7 @@ _SOURCE: dict[str, str] = {
     "sidecar_path": "layout",
     "ErrorCounter": "pipeline",
     "resolve_urls": "pipeline",
+    "tar_samples": "pipeline",
     "wds_pipeline": "pipeline",
     "ReadSample": "reader",
     "ReadStats": "reader",
@@ -117,6 +118,7 @@ __all__ = [
     "resolve_urls",
     "shard_name",
     "sidecar_path",
+    "tar_samples",
     "verify_dataset",
     "wds_pipeline",
     "work_split",

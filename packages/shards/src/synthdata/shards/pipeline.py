@@ -80,6 +80,31 @@ class SeededSampleShuffle(wds.PipelineStage):
         return wds.shuffle(self.bufsize, self.initial, rng=rng)(src)
 
 
+def _closing_streams(sources: Any) -> Any:
+    """Pass opened shards through, closing each stream once the tar reader moves past it.
+
+    webdataset leaves the file to the garbage collector: the descriptor stays open until then (a
+    ``ResourceWarning`` per shard), even when the shard was truncated and its reader raised.
+    """
+    for source in sources:
+        try:
+            yield source
+        finally:
+            stream = source.get("stream") if isinstance(source, dict) else None
+            if stream is not None:
+                stream.close()
+
+
+def _tar_samples(src: Any, handler: Callable[[Exception], bool] = wds.reraise_exception) -> Any:
+    streams = wds.tariterators.url_opener(src, handler=handler)
+    files = wds.tariterators.tar_file_expander(_closing_streams(streams), handler=handler)
+    return wds.tariterators.group_by_keys(files, handler=handler)
+
+
+#: ``webdataset.tarfile_to_samples`` that closes every shard's file as soon as it has been read.
+tar_samples = wds.pipelinefilter(_tar_samples)
+
+
 def wds_pipeline(
     source: str | os.PathLike[str] | Sequence[str],
     *,
@@ -123,7 +148,7 @@ def wds_pipeline(
             stages.append(wds.split_by_node)
         if split_by_worker:
             stages.append(wds.split_by_worker)
-    stages.append(wds.tarfile_to_samples(handler=handler))
+    stages.append(tar_samples(handler=handler))
     if shuffle:
         stages.append(SeededSampleShuffle(shuffle, min(shuffle, 100), seed))
     stages.append(wds.select(_is_complete))
