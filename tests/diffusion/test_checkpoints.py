@@ -174,6 +174,7 @@ def test_offline_error_names_file_and_url(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError) as info:
         resolve_checkpoint("glide.base", tmp_path, progress=False)
     assert "base.pt" in str(info.value) and url in str(info.value)
+    assert f"put it at {tmp_path / 'glide' / 'base.pt'}" in str(info.value) and "--base-checkpoint" in str(info.value)
     with pytest.raises(CheckpointError) as info:
         resolve_checkpoint("base", tmp_path, download_missing=False)
     assert "base.pt" in str(info.value) and url in str(info.value)

@@ -93,6 +93,9 @@ def test_unknown_name_lists_close_matches():
     assert "did you mean" in str(info.value)
     with pytest.raises(UnknownDatasetError, match="Known datasets"):
         get_dataset("zzzzzz")
+    with pytest.raises(UnknownDatasetError) as info:  # nothing close: no far-fetched suggestion
+        get_dataset("notaset")
+    assert "did you mean" not in str(info.value)
 
 
 def test_known_paper_details():

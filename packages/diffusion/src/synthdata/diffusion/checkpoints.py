@@ -103,8 +103,9 @@ def download(
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise CheckpointError(
-            f"cannot download {dest.name} from {url} ({reason}); you may be offline: fetch the file yourself "
-            f"and pass its path, or put it at {dest}"
+            f"cannot download {dest.name} from {url} ({reason}); you may be offline: fetch the file where the "
+            f"internet is reachable and put it at {dest} (synth-generate also takes a path: --base-checkpoint "
+            "/ --upsample-checkpoint)"
         ) from exc
     if response is not None:
         with response:

@@ -121,7 +121,7 @@ def get_dataset(name: str) -> DatasetSpec:
     if key in table:
         return _load()[table[key]]
     candidates = sorted(set(table))
-    close = difflib.get_close_matches(key, candidates, n=5, cutoff=0.5)
+    close = difflib.get_close_matches(key, candidates, n=5, cutoff=0.6)  # 0.5 matched "notaset" to "insketch"
     close_names = list(dict.fromkeys(table[c] for c in close))
     hint = f"; did you mean {', '.join(close_names)}?" if close_names else ""
     raise UnknownDatasetError(

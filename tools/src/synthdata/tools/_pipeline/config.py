@@ -125,8 +125,12 @@ class PipelineConfig:
         for name in ("classes_file", "eval_dir", "few_shot"):
             value = getattr(self, name)
             if value is not None and not Path(value).exists():
-                flag = {"classes_file": "--classes", "eval_dir": "--eval", "few_shot": "--few-shot"}[name]
-                raise PipelineError(f"{flag} {value}: no such file or directory")
+                flag, wanted = {
+                    "classes_file": ("--classes", "a text file with one class name per line"),
+                    "eval_dir": ("--eval", "an ImageFolder (one sub-folder per class) or a shard directory"),
+                    "few_shot": ("--few-shot", "an ImageFolder (one sub-folder per class) or a shard directory"),
+                }[name]
+                raise PipelineError(f"{flag} {value}: no such file or directory; expected {wanted}")
 
     def resolved(self) -> PipelineConfig:
         """A copy with every mode default filled in and paths made absolute."""
