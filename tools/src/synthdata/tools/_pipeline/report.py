@@ -34,7 +34,7 @@ _CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
 h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: .5em 0; } td, th { border: 1px solid #ccc; padding: 3px 8px; }
-th { background: #f3f3f3; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f3f3f3; } td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .warn { background: #fff4d6; border: 1px solid #e0b44c; padding: .6em 1em; }
 .note { color: #666; } figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { color: #555; font-size: .9em; } code { background: #f5f5f5; padding: 0 3px; }
@@ -195,7 +195,7 @@ def plot_filter(classes: Sequence[dict[str, Any]], path: Path) -> Path:
                        rotation=90, fontsize=7)
     ax.set_ylabel("samples")
     ax.set_title("filter: kept and dropped per class")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never over them
     _save(fig, path)
     plt.close(fig)
     return path
@@ -297,15 +297,22 @@ _FACTS = {
 }
 
 
+def _fact(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def _stage_timings(run_dir: Path, stages: Sequence[str]) -> list[tuple[str, float, str, str, str]]:
     rows = []
     for name in stages:
         marker = read_marker(run_dir, name)
         if marker is not None:
-            facts = ", ".join(f"{k} {marker.info[k]}" for k in _FACTS.get(name, ()) if marker.info.get(k) is not None)
+            facts = ", ".join(
+                f"{k} {_fact(marker.info[k])}" for k in _FACTS.get(name, ()) if marker.info.get(k) is not None
+            )
             if marker.info.get("device"):
                 facts += f"{', ' if facts else ''}on {marker.info['device']}"
-            rows.append((name, float(marker.seconds), marker.started[:19], marker.finished[:19], facts))
+            started, finished = (t[:19].replace("T", " ") for t in (marker.started, marker.finished))
+            rows.append((name, float(marker.seconds), started, finished, facts))
     return rows
 
 
@@ -455,7 +462,7 @@ def render_report(run_dir: str | Path, stages: Sequence[str]) -> Path:
         parts.append(_table(["stage", "seconds", "started", "finished", "what it did"],
                             [[n, f"{s:.1f}", a, b, f] for n, s, a, b, f in timings]
                             + [["total", f"{total:.1f}", "", "", ""]],
-                            [False, True, False, False, False]))
+                            [False, True, True, True, False]))  # right-aligned, unwrapped timestamps
         parts.append('<p class="note">Times of the run that produced each stage; a stage skipped on a rerun '
                      "keeps the time it took when it ran.</p>")
     parts.append(_CHECK_SCRIPT)
