@@ -147,6 +147,17 @@ def test_redo_and_until(tmp_path, toy):
         runner.run_pipeline(cfg, tmp_path / "R", force=["nope"])
 
 
+def test_results_are_reported_only_when_tune_is_done_for_these_settings(tmp_path, toy):
+    from synthdata.tools._pipeline import layout
+
+    cfg = PipelineConfig(dataset="cifar10", smoke=True)
+    assert runner.run_pipeline(cfg, tmp_path / "R").ran[-1] == "tune"
+    (tmp_path / "R" / layout.RESULTS).write_text('{"method": "zero-shot", "top1": 0.5}\n')
+    assert runner.run_pipeline(cfg, tmp_path / "R").results == [{"method": "zero-shot", "top1": 0.5}]
+    other = PipelineConfig(dataset="cifar10", smoke=True, seed=7)  # stops before tune: the file is stale
+    assert runner.run_pipeline(other, tmp_path / "R", until="generate").results == []
+
+
 def test_refuses_a_foreign_directory_and_a_real_run_without_eval(tmp_path, toy):
     foreign = tmp_path / "mine"
     foreign.mkdir()

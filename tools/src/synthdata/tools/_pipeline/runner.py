@@ -321,7 +321,10 @@ def run_pipeline(
             raise
     from synthdata.tools._pipeline.report import _read_jsonl
 
-    return PipelineResult(run_dir, outcomes, _read_jsonl(run_dir / layout.RESULTS))
+    # results.jsonl may be an earlier run's (other settings, or --until stopped before tune): only a tune
+    # stage that is done for these settings makes its results this run's
+    tuned = any(o.name == "tune" and o.status in ("ran", "skipped") for o in outcomes)
+    return PipelineResult(run_dir, outcomes, _read_jsonl(run_dir / layout.RESULTS) if tuned else [])
 
 
 def _build_stages() -> list[Stage]:
