@@ -1,13 +1,15 @@
-"""The acceptance run: ``torchrun --nproc-per-node 2 --no-python synth-pretrain`` on the CPU (gloo), killed
-with SIGKILL in the middle of an epoch and rerun: it resumes from the checkpoint taken inside that epoch
-(``--save-every-steps``), finishes with disjoint shards per rank, and (slow test) bit-identical to a run that
-was never interrupted.
+"""The acceptance run: ``torchrun --nproc-per-node 2 --no-python synth-pretrain`` on the CPU (gloo), stopped
+twice inside an epoch and rerun each time: first preempted by a SIGTERM that reaches rank 1 only (both ranks
+agree, save and exit with code 143), then killed with SIGKILL. Each rerun resumes from the checkpoint taken
+inside that epoch (the preemption's, then ``--save-every-steps``'s), the run finishes with disjoint shards per
+rank, and (slow test) bit-identical to a run that was never interrupted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,6 +23,7 @@ from synthdata.pretrain import load_checkpoint, read_metrics
 
 EPOCHS = 4  # of 4 updates each (64 samples, 2 ranks x batch 8)
 SAVE_EVERY = 2
+PREEMPT_AT = 3  # rank 1 alone gets SIGTERM after update 3, inside epoch 1 (micro-batch 3 of 4)
 KILL_AFTER = 7  # inside epoch 2, one update after its checkpoint at update 6 (micro-batch 2 of 4)
 
 
@@ -68,21 +71,9 @@ def _env(**extra: str) -> dict[str, str]:
 needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds ranks to kill in /proc")
 
 
-@pytest.fixture(scope="module")
-def killed_run(demo_shards: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str]:
-    """A 2-rank run whose rank 0 is SIGKILLed inside epoch 2, then rerun to the end: (out, killed at, stdout).
-
-    The kill comes from the trainer's test hook (rank 0 sends itself SIGKILL right after update
-    ``KILL_AFTER``), so it lands at a known update; torchrun then tears down rank 1 and both data workers.
-    """
-    out = tmp_path_factory.mktemp("torchrun") / "run"
-    cmd = [*_command(demo_shards, out), "--save-every-steps", str(SAVE_EVERY)]
+def _run(cmd: list[str], **env: str) -> tuple[int, str]:
     proc = subprocess.Popen(
-        cmd,
-        env=_env(SYNTHDATA_PRETRAIN_KILL_AFTER_UPDATES=str(KILL_AFTER)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        cmd, env=_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
     try:
         output = proc.communicate(timeout=240)[0].decode()
@@ -90,7 +81,36 @@ def killed_run(demo_shards: Path, tmp_path_factory: pytest.TempPathFactory) -> t
         if proc.poll() is None:
             _kill_tree(proc.pid)
             proc.wait()
-    assert proc.returncode != 0, f"the run was not killed:\n{output}"
+    return proc.returncode, output
+
+
+@pytest.fixture(scope="module")
+def killed_run(demo_shards: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str]:
+    """A 2-rank run preempted inside epoch 1 by a SIGTERM to rank 1 alone, rerun and SIGKILLed (rank 0)
+    inside epoch 2, then rerun to the end: (out, killed at, stdout).
+
+    Both stops come from the trainer's test hooks (rank 1 sends itself SIGTERM right after update
+    ``PREEMPT_AT``; rank 0 sends itself SIGKILL right after update ``KILL_AFTER``), so they land at known
+    updates. (torchrun itself forwards a SIGTERM to every rank; a scheduler may signal one node only.)
+    """
+    out = tmp_path_factory.mktemp("torchrun") / "run"
+    cmd = [*_command(demo_shards, out), "--save-every-steps", str(SAVE_EVERY)]
+    # to rank 1's process group, as torchrun would: its DataLoader worker must survive it
+    code, output = _run(cmd, SYNTHDATA_PRETRAIN_SIGNAL_AFTER_UPDATES=f"{PREEMPT_AT}@1:TERM:group")
+    # every rank left with the preemption code (torchrun lists its ranks' codes, and exits 1 itself)
+    codes = re.findall(r"rank\s*:\s*(\d+) \(local_rank: \d+\)\s*exitcode\s*:\s*(\d+)", output)
+    assert code != 0 and sorted(codes) == [("0", "143"), ("1", "143")], output
+    assert f"preempted by SIGTERM after update {PREEMPT_AT}" in output and "error:" not in output, output
+    ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert (ckpt["epoch"], ckpt["global_update"], ckpt["in_epoch"]["micro_batches"]) == (0, 3, 3)
+    assert len(ckpt["rng"]) == 2 and len(ckpt["in_epoch"]["ranks"]) == 2
+    (stop,) = [r for r in read_metrics(out / "metrics.jsonl") if r["event"] == "preempted"]
+    assert (stop["signal"], stop["ranks"], stop["step"]) == ("SIGTERM", [1], PREEMPT_AT)
+
+    code, output = _run(cmd, SYNTHDATA_PRETRAIN_KILL_AFTER_UPDATES=str(KILL_AFTER))
+    assert code != 0, f"the run was not killed:\n{output}"
+    start = [r for r in read_metrics(out / "metrics.jsonl") if r["event"] == "start"][-1]
+    assert (start["resumed_at_update"], start["resumed_at_micro_batch"]) == (PREEMPT_AT, 3)
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
     assert ckpt["in_epoch"] is not None, "last.pt is not the checkpoint taken inside epoch 2"
     assert (ckpt["epoch"], ckpt["global_update"], ckpt["in_epoch"]["micro_batches"]) == (1, 6, 2)

@@ -3,7 +3,8 @@
   synth-pretrain [train] --data SHARDS --model resnet50 --out RUN ...      (plain flags mean train)
   synth-pretrain transfer --ckpt RUN/checkpoints/last.pt --train-dir T --eval-dir V --mode finetune
 
-Rerunning a train command with the same --out resumes from RUN/checkpoints/last.pt.
+Rerunning a train command with the same --out resumes from RUN/checkpoints/last.pt. On SIGTERM or SIGUSR1
+(a scheduler's preemption notice) every rank saves at the next optimizer update and exits with code 143.
 """
 
 from __future__ import annotations
@@ -112,6 +113,20 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="also checkpoint every N optimizer updates inside an epoch; a rerun resumes there (0: epoch ends)",
     )
+    g.add_argument(
+        "--preempt-signals",
+        default=d.preempt_signals,
+        metavar="SIGS",
+        help=f"on these signals every rank saves at the next update and stops (default {d.preempt_signals}; "
+        "none: off)",
+    )
+    g.add_argument(
+        "--preempt-exit-code",
+        type=int,
+        default=d.preempt_exit_code,
+        metavar="CODE",
+        help=f"exit status after such a stop, for the scheduler's requeue rules (default {d.preempt_exit_code})",
+    )
     g.add_argument("--log-every", type=int, default=d.log_every, help="metrics line every N updates")
     g.add_argument(
         "--stop-after-epochs", type=int, help="stop this invocation after N epochs; rerun to go on"
@@ -184,7 +199,16 @@ def _rank() -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    summary = train(TrainConfig(**_config_kwargs(args, TrainConfig)))
+    cfg = TrainConfig(**_config_kwargs(args, TrainConfig))
+    summary = train(cfg)
+    if summary.get("preempted"):
+        if _rank() == 0:
+            print(
+                f"preempted by {summary['preempted']} after update {summary['preempted_at_update']} "
+                f"({summary['completed_epochs']}/{summary['epochs']} epochs complete); checkpoint "
+                f"{summary['checkpoint']}; exit code {cfg.preempt_exit_code}: rerun the same command to resume"
+            )
+        return cfg.preempt_exit_code
     if _rank() == 0:
         loss = summary["final_train_loss"]
         print(

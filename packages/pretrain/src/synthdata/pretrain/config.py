@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -13,6 +14,26 @@ class PretrainError(Exception):
 
 
 Amp = Literal["auto", "none", "bf16", "fp16"]
+
+
+def parse_signals(spec: str) -> tuple[signal.Signals, ...]:
+    """``"TERM,USR1"`` (or ``"SIGTERM,sigusr1"``) as signals; ``"none"`` or ``""``: no signal."""
+    if spec.strip().lower() in ("", "none"):
+        return ()
+    found: list[signal.Signals] = []
+    for name in spec.split(","):
+        name = name.strip().upper()
+        full = name if name.startswith("SIG") else f"SIG{name}"
+        sig = getattr(signal.Signals, full, None) if name else None
+        if sig is None or not isinstance(sig, signal.Signals) or full.startswith("SIG_"):
+            raise PretrainError(
+                f"--preempt-signals {spec!r}: {name!r} is not a signal name; give names like TERM,USR1 or none"
+            )
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            raise PretrainError(f"--preempt-signals: {full} cannot be caught; use TERM, USR1 or USR2")
+        if sig not in found:
+            found.append(sig)
+    return tuple(found)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -74,6 +95,12 @@ class TrainConfig:
     save_every_steps: int = 0
     """Also checkpoint every N optimizer updates inside an epoch (0: at epoch ends only); a rerun resumes
     at that update, bit-identical to an uninterrupted run (same ranks and DataLoader workers)."""
+    preempt_signals: str = "TERM,USR1"
+    """Signals that make every rank save a checkpoint at the next optimizer update and stop (a scheduler's
+    preemption notice); ``"none"`` leaves them their default action (and skips the per-update agreement)."""
+    preempt_exit_code: int = 143
+    """synth-pretrain's exit status after such a stop (143 = 128 + SIGTERM, what a job killed by SIGTERM
+    reports); rerun the same command to resume."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -109,6 +136,9 @@ class TrainConfig:
             raise PretrainError(f"--epoch-samples must be >= 1, got {self.epoch_samples}")
         if self.stop_after_epochs is not None and self.stop_after_epochs < 1:
             raise PretrainError(f"--stop-after-epochs must be >= 1, got {self.stop_after_epochs}")
+        parse_signals(self.preempt_signals)
+        if not 1 <= self.preempt_exit_code <= 255:
+            raise PretrainError(f"--preempt-exit-code must be in 1..255, got {self.preempt_exit_code}")
         if not 0.0 <= self.smoothing < 1.0:
             raise PretrainError(f"--smoothing must be in [0, 1), got {self.smoothing}")
         if self.device not in ("cpu", "cuda"):

@@ -20,10 +20,14 @@ have seen.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import math
 import multiprocessing
 import os
+import signal
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -276,6 +280,42 @@ def shard_pipeline(
     return pipeline
 
 
+def _ignore_in_worker(signums: tuple[int, ...], worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: the preemption signals do not kill this worker.
+
+    A signal sent to the whole process group (torchrun forwards SIGTERM to each rank's group) or to every
+    process of a job (Slurm) must not kill a worker mid-epoch: the training process handles it (saves at the
+    next update, then stops) and its workers exit with it. The signals stay blocked (inherited from
+    :func:`_forking_workers`, so none can arrive before this runs) and a thread takes them: it drops them,
+    except a SIGTERM from the training process itself, the DataLoader's last resort for a worker that does not
+    exit when asked, on which the worker exits at once (as torch's own handler does)."""
+    parent = os.getppid()
+    signal.pthread_sigmask(signal.SIG_BLOCK, signums)  # already blocked unless the worker was not forked
+
+    def take() -> None:
+        while True:
+            got = signal.sigwaitinfo(signums)
+            if got.si_signo == signal.SIGTERM and got.si_pid == parent:
+                os._exit(0)
+
+    threading.Thread(target=take, name="preempt-signals", daemon=True).start()
+
+
+@contextlib.contextmanager
+def _forking_workers(signums: tuple[int, ...]) -> Iterator[None]:
+    """Block ``signums`` while the DataLoader forks its workers: a child inherits the mask, so a signal that
+    arrives before its ``worker_init_fn`` takes them stays pending instead of killing it (torch's worker
+    installs a SIGTERM handler that exits); this process receives its own copy once unblocked."""
+    if not signums or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signums)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def epoch_batches(
     source: ShardSource,
     cfg: TrainConfig,
@@ -285,6 +325,7 @@ def epoch_batches(
     *,
     pin_memory: bool = False,
     errors: SkipCounter | None = None,
+    ignore_signals: tuple[int, ...] = (),
 ) -> Iterator[Batch]:
     """Yield exactly ``plan.steps`` batches ``(images, targets, keys, shard names)`` for this rank and ``epoch``.
 
@@ -294,6 +335,7 @@ def epoch_batches(
     workers' augmentations; a run resumed mid-epoch replays the epoch's first batches and then continues
     with exactly the ones it had not trained on. (With ``workers=0`` the augmentations draw from the
     training process's generators, which the trainer restores after the replay.)
+    DataLoader workers ignore ``ignore_signals`` (the preemption signals the training process handles).
     """
     seed = epoch_seed(cfg.seed, epoch)
     rank = wds.utils.pytorch_worker_info()[0]
@@ -305,6 +347,7 @@ def epoch_batches(
             cfg.seed, f"loader-epoch{epoch}-rank{rank}-pass{passes}", stream="pretrain-data"
         )
         passes += 1
+        init = functools.partial(_ignore_in_worker, tuple(ignore_signals)) if ignore_signals else None
         loader = DataLoader(
             pipeline,
             batch_size=cfg.batch_size,
@@ -313,9 +356,11 @@ def epoch_batches(
             pin_memory=pin_memory,
             persistent_workers=False,
             generator=torch.Generator().manual_seed(loader_seed),
+            worker_init_fn=init,
         )
         produced = 0
-        batch_iter = iter(loader)
+        with _forking_workers(tuple(ignore_signals) if plan.workers else ()):
+            batch_iter = iter(loader)
         while True:
             try:
                 images, targets, keys, shards = next(batch_iter)

@@ -32,6 +32,7 @@ from synthdata.pretrain._models import (
     train_criterion,
     train_transform,
 )
+from synthdata.pretrain._preempt import PreemptionWatch, SignalHook
 from synthdata.pretrain.checkpoint import (
     FORMAT,
     LAST,
@@ -41,7 +42,7 @@ from synthdata.pretrain.checkpoint import (
     save_checkpoint,
     save_in_epoch_checkpoint,
 )
-from synthdata.pretrain.config import PretrainError, TrainConfig
+from synthdata.pretrain.config import PretrainError, TrainConfig, parse_signals
 from synthdata.pretrain.data import SkipCounter, epoch_batches, plan_epochs, resolve_source
 from synthdata.shards import item_seed
 
@@ -202,18 +203,20 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     check_model_name(cfg.model)
     info = _dist.init_distributed(cfg.device)
     try:
-        return _train(cfg, info)
+        with PreemptionWatch(parse_signals(cfg.preempt_signals), info) as preempt:
+            return _train(cfg, info, preempt)
     finally:
         _dist.shutdown()
 
 
-def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
+def _train(cfg: TrainConfig, info: _dist.DistInfo, preempt: PreemptionWatch) -> dict[str, Any]:
     out = cfg.out_dir
     ckpt_dir = out / "checkpoints"
     source = resolve_source(cfg.data, cfg.num_classes)
     plan = plan_epochs(source, cfg, info.world_size)
     layout = _data_layout(cfg, plan.steps, plan.workers, info.world_size, len(source.urls))
     kill_after = _kill_after_updates()
+    signal_hook = SignalHook.from_env()
     if info.is_main:
         try:
             ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -417,12 +420,63 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
             "in_epoch": in_epoch,
         }
 
+    def save_in_epoch(epoch: int, micro_batches: int, sums: _EpochSums) -> None:
+        """Checkpoint right after an optimizer update inside an epoch (a collective: every rank calls it)."""
+        gathered = _dist.all_gather_objects({"rng": capture_rng(info.device), "sums": sums.to_saved()}, info)
+        if info.is_main:
+            in_epoch = {
+                "epoch": epoch,
+                "micro_batches": micro_batches,
+                "updates": micro_batches // cfg.accum_steps,
+                "layout": layout,
+                "ranks": [g["sums"] for g in gathered],
+            }
+            save_in_epoch_checkpoint(
+                checkpoint(epoch, [g["rng"] for g in gathered], in_epoch, None), ckpt_dir
+            )
+            metrics.write("checkpoint", epoch=epoch + 1, step=global_update, micro_batches=micro_batches)
+
+    def stop_for(signum: int, epoch: int, micro_batches: int | None) -> str:
+        """Log and record a stop on a preemption signal (a collective: every rank calls it, once)."""
+        name = signal.Signals(signum).name
+        ranks = preempt.receivers()
+        where = (
+            f"inside epoch {epoch + 1} after micro-batch {micro_batches} of {plan.steps}"
+            if micro_batches is not None
+            else f"at the end of epoch {epoch + 1}"
+        )
+        if info.is_main:
+            log.warning(
+                "%s reached rank %s of %d: checkpoint %s saved at update %d (%s); stopping, rerun the same "
+                "command to resume",
+                name,
+                ",".join(map(str, ranks)) or "?",
+                info.world_size,
+                last,
+                global_update,
+                where,
+            )
+        metrics.write(
+            "preempted",
+            signal=name,
+            ranks=ranks,
+            epoch=epoch + 1,
+            step=global_update,
+            micro_batches=micro_batches,
+        )
+        return name
+
     epoch_records: list[dict[str, Any]] = []
     run_start = time.perf_counter()
+    completed = start_epoch
+    preempted: str | None = None
+    ignore = preempt.installed
     for epoch in range(start_epoch, stop_epoch):
         model.train()
         skipped_before = errors.count
-        batches = epoch_batches(source, cfg, plan, epoch, transform, pin_memory=pin, errors=errors)
+        batches = epoch_batches(
+            source, cfg, plan, epoch, transform, pin_memory=pin, errors=errors, ignore_signals=ignore
+        )
         sums = _EpochSums.fresh(info.device)
         keys_seen: list[str] = []
         shards_seen: set[str] = set()
@@ -516,27 +570,24 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
                 )
                 sums.window_sum.zero_()
                 sums.window_n = 0
-            # every rank decides alike (an update count), so all of them join the gather; never at the
-            # epoch's last update, which the epoch checkpoint below covers
-            if cfg.save_every_steps and global_update % cfg.save_every_steps == 0 and step + 1 < plan.steps:
-                gathered = _dist.all_gather_objects(
-                    {"rng": capture_rng(info.device), "sums": sums.to_saved()}, info
-                )
-                if info.is_main:
-                    in_epoch = {
-                        "epoch": epoch,
-                        "micro_batches": step + 1,
-                        "updates": (step + 1) // cfg.accum_steps,
-                        "layout": layout,
-                        "ranks": [g["sums"] for g in gathered],
-                    }
-                    save_in_epoch_checkpoint(
-                        checkpoint(epoch, [g["rng"] for g in gathered], in_epoch, None), ckpt_dir
-                    )
-                    metrics.write("checkpoint", epoch=epoch + 1, step=global_update, micro_batches=step + 1)
+            if signal_hook is not None:
+                signal_hook.fire(global_update, info.rank)
+            # Never at the epoch's last update: the epoch checkpoint below covers it (and the preemption
+            # check after it). Every rank decides alike (an update count, a reduced flag), so all of them
+            # join the save's gather.
+            signum = 0
+            if step + 1 < plan.steps:
+                signum = preempt.agreed()
+                if signum or (cfg.save_every_steps and global_update % cfg.save_every_steps == 0):
+                    save_in_epoch(epoch, step + 1, sums)
             if kill_after is not None and global_update == kill_after and info.is_main:
                 _crash()
+            if signum:
+                preempted = stop_for(signum, epoch, step + 1)
+                break
         batches.close()
+        if preempted is not None:
+            break
         if info.device.type == "cuda":
             torch.cuda.synchronize(info.device)
         elapsed = max(time.perf_counter() - t0, 1e-9)
@@ -600,12 +651,18 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
                 100 * record["data_wait_share"],
             )
         _dist.barrier(info)
+        completed = epoch + 1
+        # a signal that came during the epoch's last update or its checkpoint: that checkpoint serves
+        if epoch + 1 < stop_epoch and (signum := preempt.agreed()):
+            preempted = stop_for(signum, epoch, None)
+            break
 
-    completed = max(stop_epoch, start_epoch)
     summary = {
         "completed_epochs": completed,
         "epochs": cfg.epochs,
         "finished": completed >= cfg.epochs,
+        "preempted": preempted,
+        "preempted_at_update": global_update if preempted else None,
         "epochs_this_run": len(epoch_records),
         "final_train_loss": epoch_records[-1]["train_loss"] if epoch_records else None,
         "images_per_s_per_gpu": (
@@ -620,7 +677,7 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo) -> dict[str, Any]:
         "world_size": info.world_size,
         "checkpoint": str(last),
     }
-    if not epoch_records and info.is_main:
+    if not epoch_records and preempted is None and info.is_main:
         log.info("%s already holds all %d epochs; nothing to do", last, cfg.epochs)
     metrics.write("summary", **summary)
     return summary
