@@ -15,6 +15,9 @@ def test_plain_flags_mean_train() -> None:
     assert args.command == "train" and args.model == "resnet18" and args.img_size == 64
     assert args.save_every_steps == 0  # epoch ends only unless asked
     assert parse_args(["--data", "D", "--save-every-steps", "500"]).save_every_steps == 500
+    assert (args.preempt_signals, args.preempt_exit_code) == ("TERM,USR1", 143)  # save on preemption notices
+    args = parse_args(["--data", "D", "--preempt-signals", "none", "--preempt-exit-code", "75"])
+    assert (args.preempt_signals, args.preempt_exit_code) == ("none", 75)
 
 
 def test_smoke_defaults_yield_to_given_flags() -> None:
@@ -51,6 +54,8 @@ def test_train_then_transfer(
         (["--data", "x", "--epochs", "0", "--device", "cpu"], "--epochs must be >= 1"),
         (["--data", "x", "--save-every-steps", "-1", "--device", "cpu"], "--save-every-steps must be >= 0"),
         (["--data", "x", "--device", "cpu", "--amp", "fp16"], "needs --device cuda"),
+        (["--data", "x", "--device", "cpu", "--preempt-signals", "TERM,KILL"], "SIGKILL cannot be caught"),
+        (["--data", "x", "--device", "cpu", "--preempt-exit-code", "0"], "--preempt-exit-code must be in 1..255"),
         (["--data", "SHARDS", "--device", "cpu", "--model", "no_such_net"], "timm has no model"),
         (["transfer", "--ckpt", "MISSING", "--train-dir", "a", "--eval-dir", "b", "--device", "cpu"], "does not exist"),
     ],

@@ -80,7 +80,11 @@ def test_signal_saves_stops_and_resumes_bit_identical(
     assert records[-1]["event"] == "summary" and records[-1]["preempted"] == sig
     assert not records[-1]["finished"]
 
+    # a save killed by the scheduler's SIGKILL leaves its temp file (as large as a checkpoint): the rerun drops it
+    stale = part / "checkpoints" / ".last.pt.tmp-12345-abcd1234"
+    stale.write_bytes(b"partial")
     assert main(argv(part)) == 0  # the same command again
+    assert not stale.exists()
     _assert_same_state(
         load_checkpoint(tmp_path / "whole/checkpoints/last.pt"), load_checkpoint(part / "checkpoints/last.pt")
     )

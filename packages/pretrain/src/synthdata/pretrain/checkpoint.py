@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from synthdata.pretrain.config import PretrainError
-from synthdata.shards.atomic import atomic_open, fsync_dir, temp_path_for
+from synthdata.shards.atomic import TEMP_MARK, atomic_open, fsync_dir, temp_path_for
 
 FORMAT = "synthdata.pretrain.checkpoint/1"
 LAST = "last.pt"
@@ -105,6 +105,19 @@ def save_in_epoch_checkpoint(obj: dict[str, Any], directory: Path) -> Path:
     with atomic_open(final, "wb") as fh:
         torch.save(obj, fh)
     return final
+
+
+def remove_stale_temps(directory: Path) -> list[Path]:
+    """Delete the temp files of saves that never finished (a SIGKILL during a save, e.g. a preemption whose
+    grace period ran out): each is as large as a checkpoint. Call it before any save of this run starts."""
+    removed = []
+    for path in directory.glob(f".*{TEMP_MARK}*"):
+        name = path.name[1:].split(TEMP_MARK, 1)[0]
+        if name == LAST or EPOCH_PATTERN.match(name):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from synthdata.pretrain.checkpoint import (
     LAST,
     capture_rng,
     load_checkpoint,
+    remove_stale_temps,
     restore_rng,
     save_checkpoint,
     save_in_epoch_checkpoint,
@@ -222,6 +223,8 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo, preempt: PreemptionWatch) -> 
             ckpt_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise PretrainError(f"cannot create --out {out}: {exc.strerror}") from exc
+        for path in remove_stale_temps(ckpt_dir):
+            log.info("removed %s, left by a save that was killed before it finished", path)
     _dist.barrier(info)
 
     last = ckpt_dir / LAST
