@@ -1,5 +1,5 @@
 """Pre-train a timm model on shards, one process per device under torchrun, with exact resume at epoch ends
-and, with ``save_every_steps``, at any optimizer update inside an epoch."""
+and, with ``save_every_steps`` or on a preemption signal, at any optimizer update inside an epoch."""
 
 from __future__ import annotations
 
@@ -198,7 +198,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     Under torchrun each process trains one replica (DDP); without it, a single process. Rank 0 writes
     ``config.json``, ``metrics.jsonl`` and ``checkpoints/``; every rank reads ``checkpoints/last.pt`` to
-    resume, so multi-node runs need ``--out`` on a shared file system.
+    resume, so multi-node runs need ``--out`` on a shared file system. On a signal in
+    ``cfg.preempt_signals`` (a scheduler's preemption notice) every rank saves at the next optimizer update
+    and the run stops: the summary's ``preempted`` names the signal (``synth-pretrain`` then exits with
+    ``cfg.preempt_exit_code``), and after that stop the process ignores those signals while it winds down.
     """
     cfg.validate()
     check_model_name(cfg.model)
