@@ -49,7 +49,7 @@ def init_distributed(device: str) -> DistInfo:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device == "cuda":
         if not torch.cuda.is_available():
-            raise PretrainError("--device cuda but no CUDA device is visible; pass --device cpu")
+            raise PretrainError("--device cuda (the default) but no CUDA device is visible; pass --device cpu")
         if local_rank >= torch.cuda.device_count():
             raise PretrainError(
                 f"LOCAL_RANK={local_rank} but only {torch.cuda.device_count()} CUDA devices are visible; "

@@ -45,8 +45,15 @@ class PreemptionWatch:
         """The signal the ranks agreed to stop on (0: none yet)."""
         self._info = info
         self._previous: dict[signal.Signals, Any] = {}
-        # one int32 on the training device, reused every update (NCCL reduces device tensors only)
-        self._flag = torch.zeros(1, dtype=torch.int32, device=info.device) if info.distributed else None
+        # One int32 on the CPU, reused every update. Under NCCL it goes through a gloo group of its own: a
+        # device flag would make .item() wait for all the GPU work queued so far, every update, and the host
+        # could no longer run ahead of the GPU. (Every rank builds the group here, at the same point.)
+        self._flag: torch.Tensor | None = None
+        self._group: Any = None
+        if info.distributed and signals:
+            self._flag = torch.zeros(1, dtype=torch.int32)
+            if dist.get_backend() != "gloo":
+                self._group = dist.new_group(backend="gloo")
 
     @property
     def installed(self) -> tuple[int, ...]:
@@ -91,7 +98,8 @@ class PreemptionWatch:
         """The signal some rank received (0: none), the same on every rank.
 
         Every rank must call it at the same points. Single process: no collective. Under DDP: one
-        all_reduce(MAX) of one int32 (with NCCL on the GPU, so ``.item()`` also waits for the queued work).
+        all_reduce(MAX) of one CPU int32 over gloo (its own group when training runs on NCCL), so the
+        host never waits here for the GPU.
         """
         if not self.signals:
             return 0
@@ -99,7 +107,7 @@ class PreemptionWatch:
             self.stopped = self.received
         else:
             self._flag.fill_(self.received)
-            dist.all_reduce(self._flag, op=dist.ReduceOp.MAX)
+            dist.all_reduce(self._flag, op=dist.ReduceOp.MAX, group=self._group)
             self.stopped = int(self._flag.item())
         return self.stopped
 

@@ -124,7 +124,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True`` onto the CPU and check its format."""
     path = Path(path)
     if not path.is_file():
-        raise PretrainError(f"checkpoint {path} does not exist")
+        raise PretrainError(
+            f"checkpoint {path} does not exist; pre-train first (synth-pretrain --out RUN writes "
+            "RUN/checkpoints/last.pt) or pass the path of an existing .pt file"
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated / foreign files

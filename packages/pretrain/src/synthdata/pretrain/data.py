@@ -45,6 +45,7 @@ from synthdata.shards import (
     list_shards,
     read_dataset_json,
     resolve_urls,
+    tar_samples,
 )
 from synthdata.shards.encoding import IMAGE_EXTENSIONS
 from synthdata.shards.resume import read_sidecar
@@ -266,7 +267,7 @@ def shard_pipeline(
         stages.append(wds.detshuffle(bufsize=len(source.urls), initial=len(source.urls), seed=seed))
         stages.append(wds.split_by_node)
         stages.append(wds.split_by_worker)
-    stages.append(wds.tarfile_to_samples(handler=handler))
+    stages.append(tar_samples(handler=handler))  # closes each shard's file once read
     if cfg.shuffle:
         stages.append(_seeded_shuffle(cfg.shuffle, seed))
     stages.append(wds.select(_is_complete))

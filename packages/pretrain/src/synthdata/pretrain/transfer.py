@@ -79,7 +79,7 @@ def transfer(cfg: TransferConfig) -> dict[str, Any]:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise PretrainError("transfer runs in a single process; launch it without torchrun")
     if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise PretrainError("--device cuda but no CUDA device is visible; pass --device cpu")
+        raise PretrainError("--device cuda (the default) but no CUDA device is visible; pass --device cpu")
     device = torch.device(cfg.device)
     ckpt = load_checkpoint(cfg.ckpt)
     pre = ckpt["config"]
