@@ -231,3 +231,13 @@ def test_templates_follow_the_data_set_the_shards_were_made_for(tmp_path):
     write_dataset_json(src, DatasetInfo(classes=names, name="eurosat"))
     _, templates, origin = resolve_classes(args)
     assert templates == list(prompts.get_dataset("eurosat").templates) and "eurosat" in origin
+    # a run named after its --out folder, but holding exactly EuroSAT's classes, still gets its templates
+    eurosat = list(prompts.get_dataset("eurosat").classnames)
+    write_dataset_json(src, DatasetInfo(classes=eurosat, name="gen"))
+    names, templates, origin = resolve_classes(args)
+    assert names == eurosat and templates == list(prompts.get_dataset("eurosat").templates)
+    assert "the classes of eurosat" in origin
+    listed = tmp_path / "classes.txt"
+    listed.write_text("\n".join(eurosat) + "\n")
+    args = build_parser().parse_args(["--in", str(src), "--out", str(tmp_path / "F"), "--classes", str(listed)])
+    assert resolve_classes(args)[1] == list(prompts.get_dataset("eurosat").templates)

@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from synthdata.clip import DEFAULT_TEMPLATES, WeightsUnavailableError
 from synthdata.filter import RULES, ClassListError, FilterConfig, filter_shards
@@ -103,6 +104,15 @@ def _prompts_module():
     return prompts
 
 
+def _dataset_with_classes(prompts: Any, classnames: list[str]) -> Any:
+    """The built-in data set whose class list is exactly ``classnames`` (same order), else ``None``."""
+    for name in prompts.list_datasets():
+        spec = prompts.get_dataset(name)
+        if list(spec.classnames) == classnames:
+            return spec
+    return None
+
+
 def _read_templates(path: Path) -> list[str]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -133,6 +143,8 @@ def resolve_classes(args: argparse.Namespace) -> tuple[list[str], list[str], str
             text = args.classes.read_text(encoding="utf-8").splitlines()
             classnames = [line.strip() for line in text if line.strip() and not line.startswith("#")]
         origin = f"class list {args.classes}"
+        if prompts is not None and (spec := _dataset_with_classes(prompts, classnames)) is not None:
+            templates, origin = list(spec.templates), origin + f" (the classes of {spec.name}: its templates)"
     else:
         info = read_dataset_json(args.src)
         classnames, origin = list(info.classes), f"{args.src}/dataset.json"
@@ -145,7 +157,12 @@ def resolve_classes(args: argparse.Namespace) -> tuple[list[str], list[str], str
                 templates = list(prompts.get_dataset(name).templates)
                 origin += f" (templates of dataset {name})"
             except ValueError:
-                log.info("%r in dataset.json is not a built-in data set; generic templates", name)
+                spec = _dataset_with_classes(prompts, classnames)
+                if spec is None:
+                    log.info("%r in dataset.json is not a built-in data set; generic templates", name)
+                else:  # e.g. synth-generate named the run after its --out folder
+                    templates = list(spec.templates)
+                    origin += f" (the classes of {spec.name}: its templates)"
     if args.templates:
         templates = _read_templates(args.templates)
     return classnames, templates or list(DEFAULT_TEMPLATES), origin
