@@ -9,6 +9,7 @@ from synthdata.prompts import (
     UnknownDatasetError,
     apply_domain,
     dataset_sources,
+    find_dataset_by_classes,
     get_dataset,
     list_datasets,
 )
@@ -145,3 +146,10 @@ def test_every_builtin_class_name_is_found_in_sentences_naming_it():
         for c in get_dataset(name).classnames:
             for sentence in (c, keyword_input(c), f"Two {c.lower()}s in a field."):
                 assert contains_class(sentence, c), (name, c, sentence)
+
+
+def test_find_dataset_by_classes():
+    eurosat = get_dataset("eurosat")
+    assert find_dataset_by_classes(list(eurosat.classnames)) is eurosat
+    assert find_dataset_by_classes(list(eurosat.classnames)[::-1]) is None  # order is the class index
+    assert find_dataset_by_classes(["dog", "cat"]) is None

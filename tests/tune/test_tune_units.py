@@ -170,3 +170,21 @@ def test_append_jsonl_keeps_old_lines(tmp_path):
     path.write_text('{"a": 1}')  # no trailing newline
     append_jsonl(path, {"b": 2})
     assert [json.loads(x) for x in path.read_text().splitlines()] == [{"a": 1}, {"b": 2}]
+
+
+def test_classes_from_shards_find_the_templates_of_a_known_class_list(tmp_path):
+    """A generation run named after its --out folder, holding exactly EuroSAT's classes, gets EuroSAT's
+    templates for the zero-shot head; an unknown class list keeps the generic ones."""
+    from synthdata.clip import DEFAULT_TEMPLATES
+    from synthdata.prompts import get_dataset
+    from synthdata.shards import DatasetInfo, make_demo, write_dataset_json
+    from synthdata.tools.tune import build_parser, resolve_classes
+
+    src = make_demo(tmp_path / "gen", classes=2, per_class=1, size=16)
+    argv = ["--train", str(src), "--eval", str(src), "--out", str(tmp_path / "T"), "--classes-from-shards"]
+    args = build_parser().parse_args(argv)
+    assert resolve_classes(args)[1] == list(DEFAULT_TEMPLATES)
+    eurosat = get_dataset("eurosat")
+    write_dataset_json(src, DatasetInfo(classes=list(eurosat.classnames), name="gen"))
+    names, templates, source = resolve_classes(args)
+    assert names == list(eurosat.classnames) and templates == list(eurosat.templates) and "eurosat" in source

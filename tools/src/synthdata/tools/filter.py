@@ -15,7 +15,6 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from synthdata.clip import DEFAULT_TEMPLATES, WeightsUnavailableError
 from synthdata.filter import RULES, ClassListError, FilterConfig, filter_shards
@@ -104,15 +103,6 @@ def _prompts_module():
     return prompts
 
 
-def _dataset_with_classes(prompts: Any, classnames: list[str]) -> Any:
-    """The built-in data set whose class list is exactly ``classnames`` (same order), else ``None``."""
-    for name in prompts.list_datasets():
-        spec = prompts.get_dataset(name)
-        if list(spec.classnames) == classnames:
-            return spec
-    return None
-
-
 def _read_templates(path: Path) -> list[str]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -143,7 +133,7 @@ def resolve_classes(args: argparse.Namespace) -> tuple[list[str], list[str], str
             text = args.classes.read_text(encoding="utf-8").splitlines()
             classnames = [line.strip() for line in text if line.strip() and not line.startswith("#")]
         origin = f"class list {args.classes}"
-        if prompts is not None and (spec := _dataset_with_classes(prompts, classnames)) is not None:
+        if prompts is not None and (spec := prompts.find_dataset_by_classes(classnames)) is not None:
             templates, origin = list(spec.templates), origin + f" (the classes of {spec.name}: its templates)"
     else:
         info = read_dataset_json(args.src)
@@ -157,7 +147,7 @@ def resolve_classes(args: argparse.Namespace) -> tuple[list[str], list[str], str
                 templates = list(prompts.get_dataset(name).templates)
                 origin += f" (templates of dataset {name})"
             except ValueError:
-                spec = _dataset_with_classes(prompts, classnames)
+                spec = prompts.find_dataset_by_classes(classnames)
                 if spec is None:
                     log.info("%r in dataset.json is not a built-in data set; generic templates", name)
                 else:  # e.g. synth-generate named the run after its --out folder

@@ -202,6 +202,11 @@ def resolve_classes(args: argparse.Namespace) -> tuple[list[str], list[str], str
         info = read_dataset_json(args.train[0])
         classnames, source = list(info.classes), f"{args.train[0]}/dataset.json"
         dataset_name = info.config.get("dataset") if isinstance(info.config.get("dataset"), str) else None
+        if dataset_name is None:  # e.g. a standalone synth-generate run: its classes may still be a dataset's
+            from synthdata.prompts import find_dataset_by_classes
+
+            spec = find_dataset_by_classes(classnames)
+            dataset_name = spec.name if spec is not None else None
     elif args.dataset:
         dataset_name = args.dataset
         classnames, source = None, f"dataset {args.dataset}"

@@ -4,6 +4,7 @@ Public API::
 
     list_datasets() -> list[str]              # the 17 built-in datasets of the paper
     get_dataset(name) -> DatasetSpec           # class names, templates, domain prefix/suffix
+    find_dataset_by_classes(names)             # the built-in dataset with exactly these classes, or None
     load_class_list(path) -> tuple[str, ...]   # txt / JSON / CSV class lists
     template_prompts(...)                      # the template method
     LanguageEnhancer, LEConfig, le_prompts     # Language Enhancement with a keyword-to-text T5
@@ -23,6 +24,7 @@ from synthdata.prompts._registry import (
     DatasetSpec,
     apply_domain,
     dataset_sources,
+    find_dataset_by_classes,
     get_dataset,
     list_datasets,
     load_class_list,
@@ -61,6 +63,7 @@ __all__ = [
     "UnknownDatasetError",
     "apply_domain",
     "dataset_sources",
+    "find_dataset_by_classes",
     "get_dataset",
     "le_prompts",
     "list_datasets",

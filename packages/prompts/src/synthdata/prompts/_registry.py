@@ -8,6 +8,7 @@ import functools
 import io
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -105,6 +106,16 @@ def _alias_table() -> dict[str, str]:
 def list_datasets() -> list[str]:
     """The canonical (lower-case) names of the built-in datasets, in the paper's order."""
     return list(_load())
+
+
+def find_dataset_by_classes(classnames: Sequence[str]) -> DatasetSpec | None:
+    """The built-in dataset whose class list is exactly ``classnames`` (same names, same order), else None.
+
+    Lets a tool recover a dataset's templates from shards whose ``dataset.json`` names another thing
+    (a standalone generation run is named after its output folder).
+    """
+    wanted = tuple(classnames)
+    return next((spec for spec in _load().values() if spec.classnames == wanted), None)
 
 
 def dataset_sources() -> dict[str, dict[str, str]]:
