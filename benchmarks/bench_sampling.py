@@ -39,11 +39,10 @@ from _common import environment, print_table, write_results
 from synthdata.diffusion import fast
 from synthdata.diffusion.model import Text2ImUNet, create_model
 from synthdata.diffusion.options import base_options, smoke_options, upsample_options
-from synthdata.diffusion.pipeline import quantize_8bit
+from synthdata.diffusion.pipeline import quantize_8bit, upsample_noise
 from synthdata.diffusion.sampling import GeneratorNoise, model_fn_for, sample_loop
 from synthdata.diffusion.schedule import create_diffusion
 from synthdata.diffusion.tokenizer import get_tokenizer
-from synthdata.shards.seeding import item_seed
 
 VARIANTS = ("official", "text_cache", "mixed_batches", "fused_attention", "fused_norms", "cuda_graphs", "compile")
 STAGES = ("base64", "base64+up256")
@@ -174,7 +173,7 @@ class Variant:
         model, d, n = self.models["up"], self.up_diffusion, len(prompts)
         assert d is not None
         size = model.options.image_size
-        noise = GeneratorNoise.from_seeds([item_seed(int(s), "upsample", stream="glide") for s in seeds])
+        noise = upsample_noise(seeds)
         x = noise.initial((n, 3, size, size), self.device) * self.args.temperature
         low_res = quantize_8bit(low)
         tokens, mask = self._text(model, prompts)

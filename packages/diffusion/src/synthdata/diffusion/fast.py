@@ -34,7 +34,13 @@ from torch import Tensor, nn
 
 from synthdata.diffusion._layers import GroupNorm32, timestep_embedding
 from synthdata.diffusion.model import AttentionBlock, Text2ImUNet, TextEmbedding
-from synthdata.diffusion.pipeline import GlidePipeline, _as_image, _rows_by_start_step, quantize_8bit
+from synthdata.diffusion.pipeline import (
+    GlidePipeline,
+    _as_image,
+    _rows_by_start_step,
+    quantize_8bit,
+    upsample_noise,
+)
 from synthdata.diffusion.sampling import GeneratorNoise, NoiseSource, needs_step_noise
 from synthdata.diffusion.schedule import GaussianDiffusion
 from synthdata.kernels import (
@@ -46,7 +52,6 @@ from synthdata.kernels import (
     guided_ancestral_step,
     maybe_compile,
 )
-from synthdata.shards.seeding import item_seed
 
 __all__ = [
     "FastAttentionBlock",
@@ -530,8 +535,7 @@ class FastPipeline:
         for chunk in self._chunks(len(prompts)):
             idx = range(len(prompts))[chunk]
             tokens, mask = p.tokenizer.batch([prompts[r] for r in idx], model.text_ctx, device=p.device)
-            up_seeds = [item_seed(int(seeds[r]), "upsample", stream="glide") for r in idx]
-            noise = GeneratorNoise.from_seeds(up_seeds)
+            noise = upsample_noise([seeds[r] for r in idx])
             x = noise.initial((len(idx), 3, size, size), p.device) * temperature
             out[chunk] = sampler(x, model.encode_text(tokens, mask), noise=noise, low_res=low[chunk])
         return out

@@ -91,6 +91,12 @@ def _as_image(ref: Tensor, size: int) -> Tensor:
     return ref.clamp(-1, 1)
 
 
+def upsample_noise(seeds: Sequence[int]) -> GeneratorNoise:
+    """The upsampler's noise for samples with these seeds: one generator each, seeded from the sample's seed
+    through its own ``"upsample"`` stream (the exact and the fast pipelines share this rule)."""
+    return GeneratorNoise.from_seeds([item_seed(int(s), "upsample", stream="glide") for s in seeds])
+
+
 class GlidePipeline:
     """Text → image with GLIDE's base model and (optionally) its upsampler.
 
@@ -259,7 +265,7 @@ class GlidePipeline:
         diffusion = self.diffusion("upsample", respacing)
         tokens, mask = self.tokenizer.batch(prompts, model.text_ctx, device=self.device)
         fn = model_fn_for(model, model.encode_text(tokens, mask), low_res=quantize_8bit(low_res).to(self.device))
-        noise = GeneratorNoise.from_seeds([item_seed(int(s), "upsample", stream="glide") for s in seeds])
+        noise = upsample_noise(seeds)
         x = noise.initial((len(prompts), 3, size, size), self.device) * temperature
         return sample_loop(diffusion, fn, x, noise=noise, method="ddim", eta=0.0, progress=progress)
 
