@@ -281,10 +281,12 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo, preempt: PreemptionWatch) -> 
         changed = [k for k in SCHEDULE_KEYS if saved.get(k) != getattr(cfg, k)]
         if saved_upe != updates_per_epoch:
             changed.append("updates per epoch (batch, ranks or accumulation)")
-        if changed:
-            # timm's schedulers are functions of the update count; restart it from the new settings at this
-            # epoch rather than keep a schedule sized for the old run (e.g. after raising --epochs)
+        if changed or not resume.exact:
+            # timm's schedulers are functions of the update count: count from where this run's layout resumes
             global_update = start_epoch * updates_per_epoch + resume.micro_batches // cfg.accum_steps
+        if changed:
+            # restart the schedule from the new settings at this epoch rather than keep one sized for the old
+            # run (e.g. after raising --epochs)
             if info.is_main:
                 log.warning(
                     "the learning-rate schedule follows the new settings from epoch %d (changed: %s)",
@@ -293,8 +295,6 @@ def _train(cfg: TrainConfig, info: _dist.DistInfo, preempt: PreemptionWatch) -> 
                 )
         else:
             scheduler.load_state_dict(ckpt["scheduler"])
-            if not resume.exact:
-                global_update = start_epoch * updates_per_epoch + resume.micro_batches // cfg.accum_steps
         scheduler.step_update(num_updates=global_update)
 
     raw_model = model
