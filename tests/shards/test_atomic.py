@@ -63,3 +63,23 @@ def test_failed_write_keeps_the_old_file(tmp_path):
 def test_missing_directory_is_a_clear_error(tmp_path):
     with pytest.raises(OutputDirError, match="cannot write"):
         atomic_write_bytes(tmp_path / "absent" / "f", b"x")
+
+
+def test_removed_on_failure_takes_back_only_the_empty_directories_it_created(tmp_path):
+    from synthdata.shards.atomic import first_missing_dir, removed_on_failure
+
+    out = tmp_path / "a" / "b" / "out"
+    assert first_missing_dir(out) == tmp_path / "a"
+    with pytest.raises(RuntimeError), removed_on_failure(out):
+        out.mkdir(parents=True)
+        raise RuntimeError("failed before writing anything")
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(RuntimeError), removed_on_failure(out):
+        out.mkdir(parents=True)
+        (out / "partial.bin").write_bytes(b"x")  # something a rerun resumes from: kept
+        raise RuntimeError("failed later")
+    assert (out / "partial.bin").exists()
+    (out / "partial.bin").unlink()
+    with pytest.raises(RuntimeError), removed_on_failure(out):  # existed before: never removed
+        raise RuntimeError("failed")
+    assert out.is_dir() and first_missing_dir(out) is None

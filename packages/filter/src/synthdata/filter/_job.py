@@ -31,7 +31,7 @@ from synthdata.shards import (
     read_dataset_json,
     write_dataset_json,
 )
-from synthdata.shards.atomic import atomic_open, atomic_write_json
+from synthdata.shards.atomic import atomic_open, atomic_write_json, removed_on_failure
 from synthdata.shards.encoding import decode_image
 from synthdata.shards.errors import DatasetInfoError
 from synthdata.shards.reader import iter_tar_groups, parse_sample
@@ -260,15 +260,10 @@ def filter_shards(
         raise FileNotFoundError(f"{source} holds no complete shards (no *.idx.json sidecars)")
     check_classes(source, classnames, shard_index(source))
     previous = check_out_dir(source, out)
-    created = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)  # topmost new dir
-    try:
+    # A run that fails before writing any file leaves no directory it created behind (score checkpoints are
+    # files, so an interrupted scoring run keeps them for the rerun).
+    with removed_on_failure(out):
         return _filter(source, out, classnames, templates, cfg, bundle, source_note, previous, started)
-    except BaseException:
-        # A run that fails before writing any file leaves no directory it created behind (score checkpoints
-        # are files, so an interrupted scoring run keeps them for the rerun).
-        if created is not None and not any(p.is_file() for p in created.rglob("*")):
-            shutil.rmtree(created, ignore_errors=True)
-        raise
 
 
 def _filter(

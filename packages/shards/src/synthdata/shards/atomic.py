@@ -7,7 +7,8 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -151,3 +152,33 @@ class HashingWriter:
 
     def flush(self) -> None:
         self._fh.flush()
+
+
+def first_missing_dir(path: str | os.PathLike[str]) -> Path | None:
+    """The topmost directory on the way to ``path`` (itself included) that does not exist yet, else None."""
+    path = Path(path)
+    return next((p for p in reversed([path, *path.parents]) if not p.exists()), None)
+
+
+def holds_a_file(root: Path) -> bool:
+    """Whether ``root`` or any directory below it holds a file."""
+    return any(p.is_file() for p in root.rglob("*"))
+
+
+@contextlib.contextmanager
+def removed_on_failure(
+    path: str | os.PathLike[str], *, keep: Callable[[Path], bool] = holds_a_file
+) -> Iterator[None]:
+    """Run the body; if it raises, remove the directories it created on the way to ``path`` unless
+    ``keep(topmost_created)`` (default: it holds a file, i.e. something a rerun may resume from).
+
+    A directory that existed before is never removed, so a failed run leaves ``path`` as it found it or
+    holding its partial work, never as an empty leftover.
+    """
+    created = first_missing_dir(path)
+    try:
+        yield
+    except BaseException:
+        if created is not None and created.exists() and not keep(created):
+            shutil.rmtree(created, ignore_errors=True)
+        raise

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import save as save_tensors
 
+from synthdata.shards.atomic import first_missing_dir, holds_a_file
 from synthdata.tune._io import append_jsonl, atomic_write_bytes, atomic_write_json, write_jsonl
 from synthdata.tune.batchnorm import (
     batchnorm_state,
@@ -132,7 +133,7 @@ def run_tuning(
     calibrate = cfg.bn_calibration > 0 and has_placeholder_statistics(bundle.model.visual)
     bn_original = batchnorm_state(bundle.model.visual) if calibrate else None
     # Only now, with the data checked and the model loaded: a bad input leaves no --out behind.
-    created = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)  # topmost new dir
+    created = first_missing_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     try:
         if calibrate:
@@ -384,7 +385,7 @@ def run_tuning(
     except BaseException:
         # A directory this run created and left without a file (no features cached, no epoch finished)
         # goes again; anything in it is kept for the rerun, and a directory that existed is never removed.
-        if created is not None and not any(p.is_file() for p in created.rglob("*")):
+        if created is not None and not holds_a_file(created):
             shutil.rmtree(created, ignore_errors=True)
         raise
     finally:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from synthdata.shards.atomic import first_missing_dir
 from synthdata.tools._pipeline import layout
 from synthdata.tools._pipeline._io import atomic_write_json
 from synthdata.tools._pipeline.config import (
@@ -294,7 +295,7 @@ def run_pipeline(
     run_dir = Path(run_dir).resolve()
     _check_run_dir(run_dir)  # only now: a bad setting leaves no directory behind
     check_real_data(cfg, classnames, run_dir)
-    created = next((p for p in reversed([run_dir, *run_dir.parents]) if not p.exists()), None)  # topmost new
+    created = first_missing_dir(run_dir)
     was_empty = created is None and not any(run_dir.iterdir())
     run_dir.mkdir(parents=True, exist_ok=True)
     ctx = RunContext(cfg, run_dir, classnames, templates, prefix, suffix)
