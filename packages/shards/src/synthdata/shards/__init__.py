@@ -15,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from synthdata.shards.dataset import ShardDataset, ShardEntry
     from synthdata.shards.dataset_info import DatasetInfo, read_dataset_json, write_dataset_json
     from synthdata.shards.demo import demo_classes, draw_demo_image, imagefolder_dirname, make_demo
     from synthdata.shards.encoding import decode_image, encode_image
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
         OutputDirError,
         SampleError,
         ShardError,
+        StorageError,
     )
     from synthdata.shards.layout import DATASET_JSON, shard_name, sidecar_path
     from synthdata.shards.pipeline import ErrorCounter, resolve_urls, tar_samples, wds_pipeline
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
     from synthdata.shards.writer import Sample, ShardInfo, ShardWriter, write_shard
 
 _SOURCE: dict[str, str] = {
+    "ShardDataset": "dataset",
+    "ShardEntry": "dataset",
     "DatasetInfo": "dataset_info",
     "read_dataset_json": "dataset_info",
     "write_dataset_json": "dataset_info",
@@ -50,6 +54,7 @@ _SOURCE: dict[str, str] = {
     "OutputDirError": "errors",
     "SampleError": "errors",
     "ShardError": "errors",
+    "StorageError": "errors",
     "DATASET_JSON": "layout",
     "shard_name": "layout",
     "sidecar_path": "layout",
@@ -79,7 +84,7 @@ _SOURCE: dict[str, str] = {
     "ShardWriter": "writer",
     "write_shard": "writer",
 }
-_SUBMODULES = frozenset(_SOURCE.values()) | {"atomic"}
+_SUBMODULES = frozenset(_SOURCE.values()) | {"atomic", "identity", "options", "storage"}
 
 __all__ = [
     "DATASET_JSON",
@@ -95,9 +100,12 @@ __all__ = [
     "ResumePlan",
     "Sample",
     "SampleError",
+    "ShardDataset",
+    "ShardEntry",
     "ShardError",
     "ShardInfo",
     "ShardWriter",
+    "StorageError",
     "VerifyReport",
     "WorkSplit",
     "contact_sheet",

@@ -89,8 +89,25 @@ def write_dataset_json(directory: str | os.PathLike[str], info: DatasetInfo) -> 
     return path
 
 
+def parse_dataset_json(text: str, source: str) -> DatasetInfo:
+    """Parse and check the text of a ``dataset.json`` read from ``source`` (named in errors)."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DatasetInfoError(f"{source} is not valid JSON (line {exc.lineno}): {exc.msg}") from exc
+    return DatasetInfo.from_json(obj, source)
+
+
 def read_dataset_json(directory: str | os.PathLike[str]) -> DatasetInfo:
-    """Read and check ``DIR/dataset.json``."""
+    """Read and check ``DIR/dataset.json`` (``DIR`` a local directory or a directory URL)."""
+    from synthdata.shards import storage
+
+    if storage.is_url(directory):
+        source = storage.join(directory, DATASET_JSON)
+        try:
+            return parse_dataset_json(storage.read_text(source), source)
+        except FileNotFoundError as exc:
+            raise DatasetInfoError(f"{source} is missing; this is not a complete synthdata shard directory") from exc
     path = Path(directory) / DATASET_JSON
     if not Path(directory).is_dir():
         raise DatasetInfoError(f"{directory} is not a directory; pass a shard directory")
@@ -100,8 +117,4 @@ def read_dataset_json(directory: str | os.PathLike[str]) -> DatasetInfo:
         raise DatasetInfoError(
             f"{path} is missing; this is not a complete synthdata shard directory"
         ) from exc
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DatasetInfoError(f"{path} is not valid JSON (line {exc.lineno}): {exc.msg}") from exc
-    return DatasetInfo.from_json(obj, str(path))
+    return parse_dataset_json(text, str(path))

@@ -19,3 +19,7 @@ class CorruptShardError(ShardError):
 
 class OutputDirError(ShardError, OSError):
     """An output directory cannot be created or written."""
+
+
+class StorageError(ShardError, OSError):
+    """A location (local path or URL) cannot be read or written as asked: bad scheme, missing backend."""

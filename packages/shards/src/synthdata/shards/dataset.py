@@ -1,0 +1,173 @@
+"""A shard directory opened once: its ``dataset.json`` and the index of every complete shard, validated.
+
+:meth:`ShardDataset.open` reads the sidecars (never the tars) of a local directory or a directory URL and checks
+them against each other and the class list, so the stages that read shards (filter, tune, pre-training, the
+generation runner's resume) share one view of keys, classes and counts instead of parsing sidecars each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from synthdata.shards import storage
+from synthdata.shards.dataset_info import DatasetInfo, parse_dataset_json
+from synthdata.shards.errors import CorruptShardError, DatasetInfoError
+from synthdata.shards.layout import DATASET_JSON, SIDECAR_SUFFIX
+
+
+@dataclass(frozen=True, slots=True)
+class ShardEntry:
+    """One complete shard as its sidecar describes it."""
+
+    name: str
+    location: str
+    count: int
+    nbytes: int
+    sha256: str
+    keys: tuple[str, ...]
+    classes: tuple[int, ...]
+    image_formats: tuple[str, ...] = ()
+
+    @property
+    def sidecar(self) -> dict[str, Any]:
+        """The sidecar's fields, as the writer wrote them."""
+        return {
+            "shard": self.name,
+            "count": self.count,
+            "bytes": self.nbytes,
+            "sha256": self.sha256,
+            "keys": list(self.keys),
+            "classes": list(self.classes),
+            "image_formats": list(self.image_formats),
+        }
+
+
+def parse_sidecar(obj: Any, source: str) -> ShardEntry:
+    """Check one parsed sidecar and return its entry (``source`` is the sidecar's location, for errors)."""
+    if not isinstance(obj, dict):
+        raise CorruptShardError(f"{source}: a sidecar must be a JSON object")
+    name, keys, classes = obj.get("shard"), obj.get("keys"), obj.get("classes")
+    count, nbytes, sha = obj.get("count"), obj.get("bytes"), obj.get("sha256")
+    expected = storage.basename(source)[: -len(SIDECAR_SUFFIX)] + ".tar"
+    if name != expected:
+        raise CorruptShardError(f"{source}: names shard {name!r}, expected {expected!r}")
+    if not isinstance(keys, list) or not isinstance(classes, list) or len(keys) != len(classes):
+        raise CorruptShardError(f"{source}: 'keys' and 'classes' must be lists of one length")
+    if count != len(keys) or not isinstance(nbytes, int) or not isinstance(sha, str):
+        raise CorruptShardError(f"{source}: 'count', 'bytes' or 'sha256' disagree with the key list")
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in classes):
+        raise CorruptShardError(f"{source}: class indices must be non-negative integers")
+    base = source[: -len(storage.basename(source))]
+    formats = obj.get("image_formats") or []
+    return ShardEntry(name, base + name, count, nbytes, sha, tuple(keys), tuple(classes), tuple(formats))
+
+
+def _read_sidecars(location: str, names: list[str]) -> list[tuple[str, bytes]]:
+    """``(sidecar location, bytes)`` for each name; remote ones fetched in one batched request."""
+    paths = [storage.join(location, n) for n in names]
+    if not storage.is_url(location) or not paths:
+        return [(p, storage.read_bytes(p)) for p in paths]
+    fs, _ = storage.filesystem(location)
+    inner = [storage.filesystem(p)[1] for p in paths]
+    blobs = fs.cat(inner, on_error="return")
+    out = []
+    for p, key in zip(paths, inner, strict=True):
+        data = blobs.get(key) if isinstance(blobs, dict) else None
+        if not isinstance(data, bytes):
+            raise CorruptShardError(f"{p}: unreadable sidecar ({data!r})")
+        out.append((p, data))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ShardDataset:
+    """A shard directory's ``dataset.json`` (``info``, None if absent) and its complete shards in name order."""
+
+    location: str
+    info: DatasetInfo | None
+    shards: tuple[ShardEntry, ...]
+
+    @classmethod
+    def open(
+        cls, location: str | os.PathLike[str], *, flag: str = "shards", require_info: bool = False
+    ) -> ShardDataset:
+        """Read and validate the index of ``location`` (a local directory or a directory URL)."""
+        text = storage.check_location(location, flag=flag)
+        if not storage.isdir(text) and not storage.exists(storage.join(text, DATASET_JSON)):
+            raise FileNotFoundError(f"{flag} {text}: no such shard directory")
+        info = _read_info(text, required=require_info)
+        names = [n for n in storage.listdir(text, f"*{SIDECAR_SUFFIX}") if not n.startswith(".")]
+        entries = []
+        for source, data in _read_sidecars(text, names):
+            try:
+                obj = json.loads(data)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise CorruptShardError(f"{source}: unreadable sidecar ({exc})") from exc
+            entries.append(parse_sidecar(obj, source))
+        dataset = cls(text, info, tuple(entries))
+        dataset._check()
+        return dataset
+
+    def _check(self) -> None:
+        seen: dict[str, str] = {}
+        for shard in self.shards:
+            for key in shard.keys:
+                if key in seen:
+                    raise CorruptShardError(
+                        f"{self.location}: key {key!r} is in both {seen[key]} and {shard.name}; keys must be unique"
+                    )
+                seen[key] = shard.name
+        if self.info is not None:
+            top = max((max(s.classes, default=-1) for s in self.shards), default=-1)
+            if top >= len(self.info.classes):
+                raise CorruptShardError(
+                    f"{self.location}: a sidecar lists class index {top} but dataset.json has "
+                    f"{len(self.info.classes)} classes"
+                )
+
+    @property
+    def classes(self) -> list[str]:
+        """The class names from ``dataset.json`` ([] without one)."""
+        return list(self.info.classes) if self.info is not None else []
+
+    @property
+    def num_samples(self) -> int:
+        return sum(s.count for s in self.shards)
+
+    @property
+    def urls(self) -> list[str]:
+        """Each complete shard's path or URL, in name order."""
+        return [s.location for s in self.shards]
+
+    def class_counts(self) -> Counter[int]:
+        """Samples per class index, from the sidecars."""
+        counts: Counter[int] = Counter()
+        for shard in self.shards:
+            counts.update(shard.classes)
+        return counts
+
+    def key_index(self) -> dict[str, tuple[str, int]]:
+        """``key -> (shard name, class index)`` for every sample."""
+        return {k: (s.name, c) for s in self.shards for k, c in zip(s.keys, s.classes, strict=True)}
+
+    def shard(self, name: str) -> ShardEntry:
+        """The entry of shard ``name``."""
+        for s in self.shards:
+            if s.name == name:
+                return s
+        raise KeyError(f"{self.location} has no complete shard {name!r}")
+
+
+def _read_info(location: str, *, required: bool) -> DatasetInfo | None:
+    source = storage.join(location, DATASET_JSON)
+    try:
+        text = storage.read_text(source)
+    except FileNotFoundError as exc:
+        if required:
+            raise DatasetInfoError(f"{source} is missing; this is not a complete synthdata shard directory") from exc
+        return None
+    return parse_dataset_json(text, source)

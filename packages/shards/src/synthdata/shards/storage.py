@@ -1,0 +1,231 @@
+"""Where shards live: a local folder or an object-store / HTTP URL, behind one small set of functions.
+
+Local paths keep the exact behaviour of :mod:`synthdata.shards.atomic` (temp file, fsync, rename). URLs go
+through fsspec: ``s3://`` (needs ``s3fs``; S3-compatible stores via ``AWS_ENDPOINT_URL``), ``gs://`` (needs
+``gcsfs``), ``http(s)://`` (read-only; needs ``aiohttp``) and ``memory://`` (tests). An object store has no
+rename, so a remote file is made complete by the order of writes: the data object is uploaded from a local
+temp file and its size checked before the object that declares it complete (a shard's sidecar, then
+``dataset.json``) is written. A PUT is atomic on these stores: a reader sees a whole object or none.
+
+Every function takes the location as the user gave it (``str`` or a path) and prints it intact in errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+import posixpath
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from synthdata.shards.errors import StorageError
+
+#: Schemes and the package each needs (installed with ``synthdata-shards[s3]`` / ``[gcs]``).
+BACKENDS: dict[str, str | None] = {
+    "s3": "s3fs",
+    "gs": "gcsfs",
+    "gcs": "gcsfs",
+    "http": "aiohttp",
+    "https": "aiohttp",
+    "memory": None,
+    "file": None,
+}
+READ_ONLY = frozenset({"http", "https"})
+EXTRAS = {"s3fs": "s3", "gcsfs": "gcs", "aiohttp": "http"}
+
+
+def scheme_of(location: str | os.PathLike[str]) -> str:
+    """The URL scheme (``s3``, ``http``, ...), or ``""`` for a local path."""
+    text = os.fspath(location)
+    head, sep, _ = text.partition("://")
+    return head.lower() if sep and head and head.replace("+", "").isalnum() else ""
+
+
+def is_url(location: str | os.PathLike[str]) -> bool:
+    """Whether ``location`` is a URL rather than a local path (``file://`` counts as local)."""
+    return scheme_of(location) not in ("", "file")
+
+
+def local_path(location: str | os.PathLike[str]) -> Path:
+    """A local location as a Path (``file://`` stripped)."""
+    text = os.fspath(location)
+    return Path(text[len("file://") :] if text.lower().startswith("file://") else text)
+
+
+def check_location(location: str | os.PathLike[str], *, flag: str, write: bool = False) -> str:
+    """Refuse, with one line naming ``flag`` and the fix, a location this build cannot read (or write)."""
+    text = os.fspath(location)
+    scheme = scheme_of(text)
+    if scheme in ("", "file"):
+        return text
+    if scheme not in BACKENDS:
+        known = ", ".join(f"{s}://" for s in sorted(BACKENDS) if s not in ("file", "gcs"))
+        raise StorageError(f"{flag} {text}: unsupported URL scheme {scheme}://; use a local path or {known}")
+    if write and scheme in READ_ONLY:
+        raise StorageError(
+            f"{flag} {text}: {scheme}:// is read-only; write to a local path, s3:// or gs:// and serve that"
+        )
+    package = BACKENDS[scheme]
+    if package is not None:
+        try:
+            __import__(package)
+        except ImportError as exc:
+            raise StorageError(
+                f"{flag} {text}: {scheme}:// needs the {package} package; install it "
+                f"(pip install 'synthdata-shards[{EXTRAS[package]}]' or pip install {package})"
+            ) from exc
+    return text
+
+
+def filesystem(location: str | os.PathLike[str]) -> tuple[Any, str]:
+    """``(fsspec filesystem, path inside it)`` for a URL."""
+    from fsspec.core import url_to_fs
+
+    text = os.fspath(location)
+    check_location(text, flag="location")
+    try:
+        return url_to_fs(text)
+    except (ImportError, ValueError) as exc:
+        raise StorageError(f"{text}: cannot open ({exc})") from exc
+
+
+def join(base: str | os.PathLike[str], *names: str) -> str:
+    """``base/names...`` for a path or a URL (no normalisation of the URL's own part)."""
+    text = os.fspath(base)
+    if not is_url(text):
+        return str(Path(text).joinpath(*names))
+    return posixpath.join(text.rstrip("/"), *names) if names else text
+
+
+def basename(location: str | os.PathLike[str]) -> str:
+    """The last component of a path or URL."""
+    return posixpath.basename(os.fspath(location).rstrip("/"))
+
+
+def exists(location: str | os.PathLike[str]) -> bool:
+    """Whether a file or directory exists at ``location``."""
+    if not is_url(location):
+        return local_path(location).exists()
+    fs, path = filesystem(location)
+    try:
+        return bool(fs.exists(path))
+    except (OSError, ValueError):
+        return False
+
+
+def isdir(location: str | os.PathLike[str]) -> bool:
+    """Whether ``location`` is a directory (a URL prefix with objects below it counts)."""
+    if not is_url(location):
+        return local_path(location).is_dir()
+    fs, path = filesystem(location)
+    try:
+        return bool(fs.isdir(path))
+    except (OSError, ValueError):
+        return False
+
+
+def listdir(location: str | os.PathLike[str], pattern: str = "*") -> list[str]:
+    """Names (not paths) of the files directly in ``location`` that match ``pattern``, sorted."""
+    if not is_url(location):
+        root = local_path(location)
+        if not root.is_dir():
+            raise FileNotFoundError(f"{os.fspath(location)} is not a directory")
+        return sorted(p.name for p in root.glob(pattern) if p.is_file())
+    fs, path = filesystem(location)
+    try:
+        entries = fs.ls(path, detail=True)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise StorageError(f"{os.fspath(location)}: cannot list ({exc})") from exc
+    names = []
+    for entry in entries:
+        if entry.get("type") == "directory":
+            continue
+        name = posixpath.basename(str(entry.get("name", "")).rstrip("/"))
+        if name and fnmatch.fnmatchcase(name, pattern):
+            names.append(name)
+    return sorted(set(names))
+
+
+def read_bytes(location: str | os.PathLike[str]) -> bytes:
+    """The whole file; ``FileNotFoundError`` when it is absent."""
+    if not is_url(location):
+        return local_path(location).read_bytes()
+    fs, path = filesystem(location)
+    try:
+        return fs.cat_file(path)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if "404" in str(exc) or "Not Found" in str(exc):
+            raise FileNotFoundError(os.fspath(location)) from exc
+        raise
+
+
+def read_text(location: str | os.PathLike[str]) -> str:
+    """The whole file as UTF-8."""
+    return read_bytes(location).decode("utf-8")
+
+
+def size(location: str | os.PathLike[str]) -> int:
+    """The file's size in bytes."""
+    if not is_url(location):
+        return local_path(location).stat().st_size
+    fs, path = filesystem(location)
+    return int(fs.size(path))
+
+
+@contextlib.contextmanager
+def open_read(location: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    """A binary file object for streaming reads, closed on exit."""
+    if not is_url(location):
+        with open(local_path(location), "rb") as fh:
+            yield fh
+        return
+    fs, path = filesystem(location)
+    with fs.open(path, "rb") as fh:
+        yield fh
+
+
+def upload(local: str | os.PathLike[str], location: str | os.PathLike[str]) -> None:
+    """Copy a complete local file to ``location`` and check the stored size (a short upload raises)."""
+    fs, path = filesystem(location)
+    expected = Path(local).stat().st_size
+    fs.put_file(os.fspath(local), path)
+    got = int(fs.size(path))
+    if got != expected:
+        with contextlib.suppress(OSError):
+            fs.rm_file(path)
+        raise StorageError(f"{os.fspath(location)}: uploaded {got} of {expected} bytes; the store dropped data")
+
+
+def write_bytes(location: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` as one object/file: atomically (temp + rename) locally, one checked PUT remotely."""
+    if not is_url(location):
+        from synthdata.shards.atomic import atomic_write_bytes
+
+        atomic_write_bytes(local_path(location), data)
+        return
+    fs, path = filesystem(location)
+    fs.pipe_file(path, data)
+    if int(fs.size(path)) != len(data):
+        raise StorageError(f"{os.fspath(location)}: stored size differs from the {len(data)} bytes written")
+
+
+def remove(location: str | os.PathLike[str]) -> bool:
+    """Delete a file if it exists; True when something was removed."""
+    if not is_url(location):
+        try:
+            local_path(location).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+    fs, path = filesystem(location)
+    try:
+        fs.rm_file(path)
+    except FileNotFoundError:
+        return False
+    return True
