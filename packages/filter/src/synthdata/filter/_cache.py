@@ -21,7 +21,6 @@ from synthdata.shards.atomic import atomic_open, atomic_write_json
 
 log = logging.getLogger(__name__)
 
-CACHE_DIR = ".filter-scores"
 SCHEMA = "synthdata.filter-scores/1"
 _FIELDS = tuple(f.name for f in fields(SampleScore) if f.name != "kept")
 

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from synthdata.clip import ClipBundle, load_clip
-from synthdata.filter._cache import CACHE_DIR, ScoreCache
+from synthdata.filter._cache import ScoreCache
 from synthdata.filter._report import class_table, extreme_keys, write_histograms, write_sheets
 from synthdata.filter._scoring import check_classes, score_shards, shard_index
 from synthdata.filter._selection import check_rule, select
 from synthdata.filter._types import SampleScore, ScoreResult
+from synthdata.filter.layout import CACHE_DIR, PRODUCER, REPORT_DIR, REPORT_FILE, SCORES_FILE, SHARD_PREFIX
 from synthdata.shards import (
     DATASET_JSON,
     CorruptShardError,
@@ -37,12 +38,6 @@ from synthdata.shards.errors import DatasetInfoError
 from synthdata.shards.reader import iter_tar_groups, parse_sample
 
 log = logging.getLogger(__name__)
-
-PRODUCER = "synth-filter"
-SHARD_PREFIX = "filtered"
-SCORES_FILE = "scores.jsonl"
-REPORT_FILE = "report.json"
-REPORT_DIR = "report"
 
 
 @dataclass(kw_only=True, slots=True)

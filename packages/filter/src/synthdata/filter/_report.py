@@ -11,6 +11,7 @@ from typing import Any
 from PIL import Image
 
 from synthdata.filter._types import SampleScore
+from synthdata.filter.layout import BY_CLASS_PNG, HIST_PNG, LEAST_CONFIDENT_PNG, MOST_CONFIDENT_PNG
 from synthdata.shards import contact_sheet
 
 MAX_GRID_CLASSES = 48
@@ -70,7 +71,7 @@ def write_histograms(
     threshold: float | None,
     title: str,
 ) -> list[Path]:
-    """``confidence_hist.png`` (all classes, kept vs dropped) and ``confidence_by_class.png`` (a grid)."""
+    """``HIST_PNG`` (all classes, kept vs dropped) and ``BY_CLASS_PNG`` (a grid of classes)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,7 +92,7 @@ def write_histograms(
     ax.set_title(title, fontsize=9)
     ax.legend()
     fig.tight_layout()
-    path = out_dir / "confidence_hist.png"
+    path = out_dir / HIST_PNG
     fig.savefig(path, dpi=100)
     plt.close(fig)
     written.append(path)
@@ -118,7 +119,7 @@ def write_histograms(
     more = f" (first {len(shown)} of {len(classnames)} classes)" if len(shown) < len(classnames) else ""
     fig.suptitle(f"confidence per class: kept (green) / dropped (red){more}", fontsize=8)
     fig.tight_layout()
-    path = out_dir / "confidence_by_class.png"
+    path = out_dir / BY_CLASS_PNG
     fig.savefig(path, dpi=100)
     plt.close(fig)
     written.append(path)
@@ -135,10 +136,10 @@ def write_sheets(
     max_classes: int,
     per_row: int,
 ) -> list[Path]:
-    """``most_confident.png`` and ``least_confident.png``: a row of thumbnails per class."""
+    """``MOST_CONFIDENT_PNG`` and ``LEAST_CONFIDENT_PNG``: a row of thumbnails per class."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, table in (("most_confident.png", most), ("least_confident.png", least)):
+    for name, table in ((MOST_CONFIDENT_PNG, most), (LEAST_CONFIDENT_PNG, least)):
         rows = [
             (f"{cls} {classnames[cls]}", [images[k] for k in table[cls] if k in images])
             for cls in sorted(table)[:max_classes]
