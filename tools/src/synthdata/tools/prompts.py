@@ -10,65 +10,43 @@ from its journal (.FILE.jsonl.le-journal.jsonl) when the same command is run aga
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import sys
 from pathlib import Path
 
-from synthdata.prompts import (
-    GENERIC_PREFIX,
-    GENERIC_TEMPLATES,
-    PromptsError,
-    get_dataset,
-    list_datasets,
-    load_class_list,
-    template_prompts,
-    write_prompts,
-)
+from synthdata.prompts import PromptsError, get_dataset, list_datasets
+from synthdata.prompts.config import DEFAULT_LE_MODEL, RECIPES, PromptsConfig
+from synthdata.shards.atomic import atomic_write_json
+from synthdata.tools._cli import Command
 from synthdata.tools._common import run_cli, setup_logging
 
 PROG = "synth-prompts"
 SUMMARY_ROWS = 40
 
 
+def build_command() -> Command:
+    cmd = Command(PROG, __doc__)
+    g = cmd.group("classes (exactly one)")
+    cmd.add("dataset", group=g, default=None, help=f"a built-in dataset: {', '.join(list_datasets())}")
+    cmd.add("classes_file", group=g, default=None)
+    cmd.add("list_datasets", group=g, action="store_true", default=False)
+    g = cmd.group("output")
+    cmd.add("out", group=g, default=None, metavar="FILE.jsonl", help="the prompts file to write")
+    cmd.add_fields(PromptsConfig, group=g, only=["method", "per_class", "prefix", "suffix"])
+    g = cmd.group("Language Enhancement (--prompt-method le)")
+    cmd.add_fields(PromptsConfig, group=g, exclude=["method", "per_class", "prefix", "suffix"])
+    cmd.add("fresh", group=g, action="store_true", default=False,
+            help="start over instead of reusing the finished blocks of an interrupted run")
+    cmd.add_recipes(PromptsConfig, RECIPES)
+    cmd.add_run_options()
+    for old, dest in (("--method", "method"), ("--per-class", "per_class"), ("--model", "le_model"),
+                      ("--no-resume", "fresh")):
+        cmd.deprecate(old, dest)
+    return cmd
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = p.add_argument_group("classes (exactly one)")
-    src.add_argument("--dataset", metavar="NAME", help=f"a built-in dataset: {', '.join(list_datasets())}")
-    src.add_argument("--classes", metavar="FILE", type=Path, help="a class list: .txt (one a line), .json or .csv")
-    src.add_argument("--list-datasets", action="store_true", help="print the built-in datasets and exit")
-
-    out = p.add_argument_group("output")
-    out.add_argument("--method", choices=["le", "template"], default="le", help="le (default) or template")
-    out.add_argument("--per-class", type=int, default=200, metavar="N", help="prompts per class (default 200)")
-    out.add_argument("--out", type=Path, metavar="FILE.jsonl", help="the prompts file to write")
-    out.add_argument(
-        "--prefix",
-        metavar="TEXT",
-        help="domain prefix (default: the dataset's, e.g. 'a centered satellite photo of'; '' for none). "
-        "With --method template it replaces the templates by '<prefix> <class><suffix>'",
-    )
-    out.add_argument("--suffix", metavar="TEXT", help="domain suffix (default: the dataset's, e.g. ', a type of bird')")
-    out.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
-    out.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-
-    le = p.add_argument_group("Language Enhancement (--method le)")
-    le.add_argument("--model", metavar="ID", help="seq2seq model id or local directory (default: the paper's "
-                    "mrm8488/t5-base-finetuned-common_gen)")
-    le.add_argument("--smoke", action="store_true", help="tiny random T5 with a locally built tokenizer (no download)")
-    le.add_argument("--seed", type=int, default=0, help="sampling seed (default 0); same seed, same file")
-    le.add_argument("--on-missing-class", choices=["repair", "drop"], default="repair",
-                    help="a sentence without the class name: repair (default: prefix it with the class name) or drop")
-    le.add_argument("--no-resume", action="store_true",
-                    help="start over instead of reusing the finished blocks of an interrupted run")
-    le.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
-    le.add_argument("--batch-size", type=int, default=256, help="sequences per generate() call (default 256)")
-    le.add_argument("--num-return-sequences", type=int, default=16, help="samples per input row (default 16)")
-    le.add_argument("--max-rounds", type=int, default=10, help="sampling rounds before reporting a shortfall (default 10)")
-    le.add_argument("--top-k", type=int, default=50)
-    le.add_argument("--top-p", type=float, default=1.0)
-    le.add_argument("--temperature", type=float, default=1.0)
-    le.add_argument("--max-new-tokens", type=int, default=None, help="default 32 (12 with --smoke)")
-    return p
+    return build_command().parser
 
 
 def _print_datasets() -> None:
@@ -113,57 +91,71 @@ def _summary(rows: list[dict], method: str, quiet: bool) -> None:
                       + (" ..." if len(short) > 20 else ""))
 
 
-def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _check_usage(cmd: Command, args: argparse.Namespace) -> None:
+    if (args.dataset is None) == (args.classes_file is None):
+        cmd.parser.error("give exactly one of --dataset NAME or --classes FILE")
+    if args.out is None:
+        cmd.parser.error("--out FILE.jsonl is required")
+    if args.per_class < 1:
+        cmd.parser.error("--prompts-per-class must be at least 1")
+    if args.recipe == "smoke" and args.le_model != DEFAULT_LE_MODEL:
+        cmd.parser.error("--smoke uses its own tiny model; drop --le-model")
+
+
+def _template_prompts(cfg: PromptsConfig, source, prefix: str, suffix: str, meta: dict) -> tuple[list, list]:
+    from synthdata.prompts import GENERIC_TEMPLATES, template_prompts
+
+    templates = source.templates_or(GENERIC_TEMPLATES)
+    explicit = cfg.prefix is not None
+    records = template_prompts(source.classnames, templates, cfg.per_class,
+                               prefix=prefix if explicit else None, suffix=suffix if explicit else "")
+    rows = []
+    for ci, name in enumerate(source.classnames):
+        uniq = len({r.prompt for r in records if r.class_index == ci})
+        rows.append({"class_index": ci, "class_name": name, "unique": uniq, "wanted": cfg.per_class})
+    meta["templates"] = list(templates) if not explicit else [f"{prefix} {{}}{suffix}"]
+    return records, rows
+
+
+def _run(cmd: Command, args: argparse.Namespace) -> int:
     if args.list_datasets:
         _print_datasets()
         return 0
-    if (args.dataset is None) == (args.classes is None):
-        parser.error("give exactly one of --dataset NAME or --classes FILE")
-    if args.out is None:
-        parser.error("--out FILE.jsonl is required")
-    if args.per_class < 1:
-        parser.error("--per-class must be at least 1")
-    if args.smoke and args.model:
-        parser.error("--smoke uses its own tiny model; drop --model")
+    _check_usage(cmd, args)
     setup_logging(args.verbose)
+    from synthdata.prompts import write_prompts
+    from synthdata.prompts.classes import resolve_classes
 
-    if args.dataset is not None:
-        spec = get_dataset(args.dataset)
-        classnames, templates, d_prefix, d_suffix = spec.classnames, spec.templates, spec.prefix, spec.suffix
-        origin = {"dataset": spec.name}
+    cfg = cmd.build(PromptsConfig, args, RECIPES)
+    out = Path(args.out)
+    source = resolve_classes(dataset=args.dataset, classes_file=args.classes_file)
+    if args.dataset is None:  # a class list keeps the generic prefix, even when it equals a data set's
+        source = dataclasses.replace(source, templates=None, prefix=_generic_prefix(), suffix="")
+    origin = {"dataset": source.dataset} if args.dataset is not None else {"classes": str(args.classes_file)}
+    prefix = source.prefix if cfg.prefix is None else cfg.prefix
+    suffix = source.suffix if cfg.suffix is None else cfg.suffix
+    meta: dict = {"tool": PROG, "method": cfg.method, **origin, "num_classes": len(source.classnames),
+                  "per_class": cfg.per_class, "prefix": prefix, "suffix": suffix}
+    if cfg.method == "template":
+        records, rows = _template_prompts(cfg, source, prefix, suffix, meta)
     else:
-        classnames = load_class_list(args.classes)
-        templates, d_prefix, d_suffix = GENERIC_TEMPLATES, GENERIC_PREFIX, ""
-        origin = {"classes": str(args.classes)}
-    prefix = d_prefix if args.prefix is None else args.prefix
-    suffix = d_suffix if args.suffix is None else args.suffix
+        records, rows = _run_le(cfg, args, list(source.classnames), out, prefix, suffix, meta)
 
-    meta: dict = {"tool": PROG, "method": args.method, **origin, "num_classes": len(classnames),
-                  "per_class": args.per_class, "prefix": prefix, "suffix": suffix}
-    if args.method == "template":
-        explicit = args.prefix is not None
-        records = template_prompts(classnames, templates, args.per_class,
-                                   prefix=prefix if explicit else None, suffix=suffix if explicit else "")
-        rows = []
-        for ci, name in enumerate(classnames):
-            uniq = len({r.prompt for r in records if r.class_index == ci})
-            rows.append({"class_index": ci, "class_name": name, "unique": uniq, "wanted": args.per_class})
-        meta["templates"] = list(templates) if not explicit else [f"{prefix} {{}}{suffix}"]
-    else:
-        records, rows = _run_le(args, classnames, prefix, suffix, meta)
-
-    n = write_prompts(args.out, records)
+    n = write_prompts(out, records)
     meta["lines"] = n
     meta["classes_summary"] = rows
-    side = args.out.with_name(args.out.name + ".config.json")
-    tmp = side.with_name("." + side.name + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(side)
-    _journal_path(args.out).unlink(missing_ok=True)  # the output is complete: nothing left to resume
-    _summary(rows, args.method, args.quiet)
+    atomic_write_json(out.with_name(out.name + ".config.json"), meta, sort_keys=False)
+    _journal_path(out).unlink(missing_ok=True)  # the output is complete: nothing left to resume
+    _summary(rows, cfg.method, args.quiet)
     if not args.quiet:
-        print(f"wrote {n} prompts to {args.out}", file=sys.stderr)
+        print(f"wrote {n} prompts to {out}", file=sys.stderr)
     return 0
+
+
+def _generic_prefix() -> str:
+    from synthdata.prompts import GENERIC_PREFIX
+
+    return GENERIC_PREFIX
 
 
 def _journal_path(out: Path) -> Path:
@@ -171,47 +163,33 @@ def _journal_path(out: Path) -> Path:
     return out.with_name(f".{out.name}.le-journal.jsonl")
 
 
-def _run_le(args, classnames, prefix, suffix, meta):
+def _run_le(cfg: PromptsConfig, args: argparse.Namespace, classnames: list[str], out: Path, prefix: str,
+            suffix: str, meta: dict) -> tuple[list, list]:
     import torch
     import transformers
     from tqdm import tqdm
 
-    from synthdata.prompts.le import (
-        DEFAULT_BLOCK_CLASSES,
-        DEFAULT_MODEL,
-        LanguageEnhancer,
-        LEConfig,
-        le_prompts,
-    )
+    from synthdata.prompts.le import DEFAULT_BLOCK_CLASSES, LanguageEnhancer, le_prompts
 
-    max_new = args.max_new_tokens if args.max_new_tokens is not None else (12 if args.smoke else 32)
-    cfg = LEConfig(
-        per_class=args.per_class, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
-        max_new_tokens=max_new, num_return_sequences=args.num_return_sequences, batch_size=args.batch_size,
-        max_rounds=args.max_rounds, on_missing_class=args.on_missing_class, seed=args.seed,
-    )
-    if args.smoke:
-        enhancer = LanguageEnhancer.smoke(classnames, device="cpu" if args.device == "auto" else args.device)
+    le_cfg = cfg.le_config()
+    if cfg.smoke:
+        enhancer = LanguageEnhancer.smoke(classnames, device="cpu" if cfg.device == "auto" else cfg.device)
     else:
-        enhancer = LanguageEnhancer.from_pretrained(args.model or DEFAULT_MODEL, device=args.device)
-    bar = tqdm(total=len(classnames) * args.per_class, unit="sent", desc="language enhancement",
+        enhancer = LanguageEnhancer.from_pretrained(cfg.le_model, device=cfg.device, option="--le-model")
+    bar = tqdm(total=len(classnames) * cfg.per_class, unit="sent", desc="language enhancement",
                disable=args.quiet, file=sys.stderr, dynamic_ncols=True)
-    journal = _journal_path(args.out)
-    if args.no_resume:
+    journal = _journal_path(out)
+    if args.fresh:
         journal.unlink(missing_ok=True)
     with bar:
-        result = enhancer.generate_resumable(classnames, cfg, journal=journal, progress=bar.update)
+        result = enhancer.generate_resumable(classnames, le_cfg, journal=journal, progress=bar.update)
     records = le_prompts(result, classnames, prefix, suffix)
-    rows = []
-    for st in result.stats:
-        rows.append({"class_index": st.class_index, "class_name": st.class_name, "unique": st.unique,
-                     "wanted": st.wanted, "generated": st.generated, "duplicates": st.duplicates,
-                     "empty": st.empty, "missing_class": st.missing_class, "repaired": st.repaired,
-                     "dropped": st.dropped, "rounds": st.rounds, "saturated": st.saturated,
-                     "shortfall": st.shortfall})
+    keys = ("class_index", "class_name", "unique", "wanted", "generated", "duplicates", "empty", "missing_class",
+            "repaired", "dropped", "rounds", "saturated", "shortfall")
+    rows = [{k: getattr(st, k) for k in keys} for st in result.stats]
     meta.update({
-        "model": enhancer.model_id, "smoke": bool(args.smoke), "device": str(enhancer.device),
-        "le_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+        "model": enhancer.model_id, "smoke": cfg.smoke, "device": str(enhancer.device),
+        "le_config": {k: getattr(le_cfg, k) for k in le_cfg.__dataclass_fields__},
         "block_classes": DEFAULT_BLOCK_CLASSES, "generate_calls": result.calls, "shortfall_classes": len(result.shortfalls),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
     })
@@ -219,9 +197,9 @@ def _run_le(args, classnames, prefix, suffix, meta):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    return run_cli(PROG, lambda: _run(args, parser), (PromptsError, ValueError, OSError))
+    cmd = build_command()
+    args = cmd.parse(argv)
+    return run_cli(PROG, lambda: _run(cmd, args), (PromptsError, ValueError, OSError))
 
 
 if __name__ == "__main__":

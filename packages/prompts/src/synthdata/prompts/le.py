@@ -31,11 +31,13 @@ from pathlib import Path
 
 import torch
 
+from synthdata.prompts.config import DEFAULT_LE_MODEL, PromptsConfig
 from synthdata.prompts.errors import ModelNotAvailableError
+from synthdata.shards.options import field_defaults
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "mrm8488/t5-base-finetuned-common_gen"
+DEFAULT_MODEL = DEFAULT_LE_MODEL
 MISSING_CLASS_POLICIES = ("repair", "drop")
 DEFAULT_BLOCK_CLASSES = 64  # classes per resume block (a journal line); part of the seed derivation
 JOURNAL_VERSION = 1
@@ -43,22 +45,25 @@ MAX_ROUND_GROWTH = 16  # a round asks for at most 16x (oversampled) what is miss
 _NAME_STOPWORDS = frozenset({"a", "an", "the", "of", "and", "in", "on", "with", "to", "for", "s"})
 
 
+_D = field_defaults(PromptsConfig)  # the sampling defaults live once, in PromptsConfig
+
+
 @dataclass(frozen=True, kw_only=True)
 class LEConfig:
     """Sampling and bookkeeping settings. The defaults are the paper's sampling (HF ``do_sample`` with
     top-k 50, top-p 1, temperature 1) with the paper's 200 sentences per class."""
 
-    per_class: int = 200
-    top_k: int = 50
-    top_p: float = 1.0
-    temperature: float = 1.0
-    max_new_tokens: int = 32
-    num_return_sequences: int = 16
-    batch_size: int = 256
+    per_class: int = _D["per_class"]
+    top_k: int = _D["top_k"]
+    top_p: float = _D["top_p"]
+    temperature: float = _D["temperature"]
+    max_new_tokens: int = _D["max_new_tokens"]
+    num_return_sequences: int = _D["num_return_sequences"]
+    batch_size: int = _D["batch_size"]
     oversample: float = 1.5
-    max_rounds: int = 10
-    on_missing_class: str = "repair"
-    seed: int = 0
+    max_rounds: int = _D["max_rounds"]
+    on_missing_class: str = _D["on_missing_class"]
+    seed: int = _D["seed"]
 
     def __post_init__(self) -> None:
         if self.per_class < 1:

@@ -109,3 +109,12 @@ def build_config(
     values.update({k: v for k, v in overrides.items() if v is not None})
     check_fields(cls, values, source=f"recipe {recipe!r}")
     return cls(**values)
+
+
+def resolve_device(name: str | None) -> str:
+    """``auto`` (or None) → ``cuda`` when a CUDA device is visible, else ``cpu``; anything else as given."""
+    if name not in (None, "", "auto"):
+        return str(name)
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
