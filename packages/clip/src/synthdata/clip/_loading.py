@@ -15,6 +15,8 @@ import open_clip
 import torch
 from open_clip.pretrained import get_pretrained_cfg
 
+from synthdata.shards.options import resolve_device
+
 log = logging.getLogger(__name__)
 
 TINY_PREFIX = "synthdata-tiny"
@@ -201,9 +203,13 @@ def load_clip(
     from ``torch.manual_seed(seed)`` in a forked RNG (the caller's RNG state is left alone), so the same
     name and seed always give the same model; ``seed=None`` draws them from the global RNG instead.
     """
+    if isinstance(device, str):
+        device = resolve_device(device)  # "auto": CUDA when available
+    device = torch.device(device)
+    if precision == "auto":
+        precision = "fp16" if device.type == "cuda" else "fp32"
     if precision not in _PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(_PRECISIONS)}, got {precision!r}")
-    device = torch.device(device)
     if precision != "fp32" and device.type != "cuda":
         raise ValueError(f"precision {precision} needs a CUDA device (got {device}); use fp32 on the CPU")
     if device.type == "cuda" and not torch.cuda.is_available():
