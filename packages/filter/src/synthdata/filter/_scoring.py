@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +217,116 @@ class _Scorer:
         ]
 
 
+class _ShardRows:
+    """The scores of the shards being scored; each shard is checkpointed and moved to ``done`` once finished.
+
+    A finished shard's rows follow its sidecar's key order; keys the sidecar lists but the reader skipped
+    become unreadable rows.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        sidecars: dict[str, dict[str, Any]],
+        done: dict[str, list[SampleScore]],
+        cache: ScoreCache | None,
+    ) -> None:
+        self.pending: dict[str, dict[str, SampleScore]] = {name: {} for name in names}
+        self.sidecars, self.done, self.cache = sidecars, done, cache
+
+    def add(self, shard: str, scores: list[SampleScore]) -> None:
+        self.pending.setdefault(shard, {}).update((s.key, s) for s in scores)
+
+    def finish(self, name: str) -> None:
+        seen = self.pending.pop(name, {})
+        side = self.sidecars.get(name, {})
+        keys = list(side.get("keys") or [])
+        classes = list(side.get("classes") or [])
+        rows = []
+        for i, key in enumerate(keys):
+            cls = int(classes[i]) if i < len(classes) else -1
+            rows.append(seen.pop(key, None) or _unreadable(key, cls, name))
+        rows.extend(seen[k] for k in sorted(seen))  # keys the sidecar does not list (not expected)
+        self.done[name] = rows
+        if self.cache is not None:
+            self.cache.save(name, side, rows)
+
+    def finish_all(self, names: Sequence[str]) -> None:
+        """Finish every shard of ``names`` still open; samples of no known shard go to ``done["?"]``."""
+        for name in [n for n in names if n in self.pending]:
+            self.finish(name)  # shards the reader gave up on before their first sample
+        leftovers = [s for rows in self.pending.values() for s in rows.values()]  # keys of no known shard
+        self.done["?"] = sorted(leftovers, key=lambda s: s.key)
+
+
+def _load_checkpoints(
+    cache: ScoreCache | None, sidecars: dict[str, dict[str, Any]]
+) -> dict[str, list[SampleScore]]:
+    """The scores of the shards ``cache`` holds checkpoints for (by shard name)."""
+    done: dict[str, list[SampleScore]] = {}
+    if cache is None:
+        return done
+    for name, side in sidecars.items():
+        cached = cache.load(name, side)
+        if cached is not None:
+            done[name] = cached
+    if done:
+        log.info("%d of %d shard(s) already scored (checkpoints in %s)", len(done), len(sidecars), cache.directory)
+    return done
+
+
+def _batch_loader(
+    shards: Sequence[Path],
+    bundle: ClipBundle,
+    index: dict[str, tuple[str, int]],
+    batch_size: int,
+    num_workers: int,
+) -> torch.utils.data.DataLoader:
+    """Preprocessed images of ``shards`` in key order, in :class:`_ShardBatcher` items, decoded by workers."""
+    errors = ErrorCounter()
+    pipeline = wds_pipeline(
+        [str(p) for p in shards],
+        transform=bundle.preprocess,
+        shuffle=0,
+        split_by_node=False,
+        with_meta=True,
+        with_key=True,
+        on_error="warn",
+        errors=errors,
+    )
+    shard_of = {key: shard for key, (shard, _) in index.items()}
+    pipeline.append(_ShardBatcher(shard_of, batch_size, errors))
+    return torch.utils.data.DataLoader(
+        pipeline,
+        batch_size=None,
+        num_workers=num_workers,
+        collate_fn=_identity,
+        pin_memory=bundle.device.type == "cuda",
+        worker_init_fn=_worker_init if num_workers else None,
+        prefetch_factor=4 if num_workers else None,
+    )
+
+
+def _score_batches(
+    loader: Iterable[dict[str, Any]], scorer: _Scorer, rows: _ShardRows, total: int, progress: bool
+) -> tuple[list[str], int]:
+    """Score every batch, finishing each shard as its last batch passes; the reader's messages and the count."""
+    messages: list[str] = []
+    scored = 0
+    with tqdm(total=total, unit="img", disable=not progress, desc="scoring") as bar:
+        for item in loader:
+            messages.extend(item["messages"])
+            shard = item["shard"]
+            if item["images"] is not None:
+                scores = scorer(item["images"], item["classes"], item["metas"], item["keys"], shard)
+                rows.add(shard, scores)
+                scored += len(scores)
+                bar.update(len(scores))
+            if item["final"] and shard in rows.sidecars:
+                rows.finish(shard)
+    return messages, scored
+
+
 def score_shards(
     source: str | os.PathLike[str],
     bundle: ClipBundle | Callable[[], ClipBundle],
@@ -246,81 +356,22 @@ def score_shards(
     sidecars = {p.name: read_sidecar(p) or {} for p in shards}
     index = shard_index(source)
     check_classes(source, classnames, index)
-    done: dict[str, list[SampleScore]] = {}
-    if cache is not None:
-        for name, side in sidecars.items():
-            cached = cache.load(name, side)
-            if cached is not None:
-                done[name] = cached
+    done = _load_checkpoints(cache, sidecars)
     resumed = len(done)
-    if resumed:
-        log.info(
-            "%d of %d shard(s) already scored (checkpoints in %s)", resumed, len(shards), cache.directory
-        )
     todo = [p for p in shards if p.name not in done]
     messages: list[str] = []
-    head_seconds = prompt_seconds = 0.0
+    text_seconds = 0.0
     scored_now = 0
     if todo:
         if not isinstance(bundle, ClipBundle):
             bundle = bundle()
         scorer = _Scorer(bundle, classnames, templates, text_batch_size)
-        head_seconds = scorer.head_seconds
-        pending: dict[str, dict[str, SampleScore]] = {p.name: {} for p in todo}
-
-        def finish(name: str) -> None:
-            seen = pending.pop(name, {})
-            side = sidecars.get(name, {})
-            keys = list(side.get("keys") or [])
-            classes = list(side.get("classes") or [])
-            rows = []
-            for i, key in enumerate(keys):
-                cls = int(classes[i]) if i < len(classes) else -1
-                rows.append(seen.pop(key, None) or _unreadable(key, cls, name))
-            rows.extend(seen[k] for k in sorted(seen))  # keys the sidecar does not list (not expected)
-            done[name] = rows
-            if cache is not None:
-                cache.save(name, side, rows)
-
-        errors = ErrorCounter()
-        pipeline = wds_pipeline(
-            [str(p) for p in todo],
-            transform=bundle.preprocess,
-            shuffle=0,
-            split_by_node=False,
-            with_meta=True,
-            with_key=True,
-            on_error="warn",
-            errors=errors,
-        )
-        shard_of = {key: shard for key, (shard, _) in index.items()}
-        pipeline.append(_ShardBatcher(shard_of, batch_size, errors))
-        loader = torch.utils.data.DataLoader(
-            pipeline,
-            batch_size=None,
-            num_workers=num_workers,
-            collate_fn=_identity,
-            pin_memory=bundle.device.type == "cuda",
-            worker_init_fn=_worker_init if num_workers else None,
-            prefetch_factor=4 if num_workers else None,
-        )
+        shard_rows = _ShardRows([p.name for p in todo], sidecars, done, cache)
+        loader = _batch_loader(todo, bundle, index, batch_size, num_workers)
         total = sum(len(sidecars[p.name].get("keys") or []) for p in todo)
-        with tqdm(total=total, unit="img", disable=not progress, desc="scoring") as bar:
-            for item in loader:
-                messages.extend(item["messages"])
-                shard = item["shard"]
-                if item["images"] is not None:
-                    scores = scorer(item["images"], item["classes"], item["metas"], item["keys"], shard)
-                    pending.setdefault(shard, {}).update((s.key, s) for s in scores)
-                    scored_now += len(scores)
-                    bar.update(len(scores))
-                if item["final"] and shard in sidecars:
-                    finish(shard)
-        for name in [p.name for p in todo if p.name in pending]:
-            finish(name)  # shards the reader gave up on before their first sample
-        leftovers = [s for rows in pending.values() for s in rows.values()]  # keys of no known shard
-        done["?"] = sorted(leftovers, key=lambda s: s.key)
-        prompt_seconds = scorer.prompts.seconds
+        messages, scored_now = _score_batches(loader, scorer, shard_rows, total, progress)
+        shard_rows.finish_all([p.name for p in todo])
+        text_seconds = scorer.head_seconds + scorer.prompts.seconds
     everything = sorted((s for rows in done.values() for s in rows), key=lambda s: s.key)
     scores = [s for s in everything if s.error is None]
     corrupt = [s for s in everything if s.error is not None]
@@ -330,7 +381,7 @@ def score_shards(
         scores=scores,
         corrupt=corrupt,
         seconds=time.perf_counter() - started,
-        text_seconds=head_seconds + prompt_seconds,
+        text_seconds=text_seconds,
         error_messages=messages[:100],
         scored_now=scored_now,
         shards_resumed=resumed,
