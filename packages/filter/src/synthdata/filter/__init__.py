@@ -16,13 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from synthdata.filter._cache import ScoreCache
-    from synthdata.filter._job import (
-        FilterConfig,
-        FilterResult,
-        check_out_dir,
-        filter_shards,
-        prepare_out_dir,
-    )
+    from synthdata.filter._job import FilterConfig, FilterResult, filter_shards
+    from synthdata.filter._outdir import check_out_dir, prepare_out_dir
     from synthdata.filter._scoring import ClassListError, check_classes, score_shards
     from synthdata.filter._selection import RULES, check_rule, select
     from synthdata.filter._types import SampleScore, ScoreResult
@@ -40,9 +35,9 @@ _SOURCE: dict[str, str] = {
     "ScoreCache": "_cache",
     "FilterConfig": "_job",
     "FilterResult": "_job",
-    "check_out_dir": "_job",
     "filter_shards": "_job",
-    "prepare_out_dir": "_job",
+    "check_out_dir": "_outdir",
+    "prepare_out_dir": "_outdir",
     "ClassListError": "_scoring",
     "check_classes": "_scoring",
     "score_shards": "_scoring",
@@ -59,7 +54,7 @@ _SOURCE: dict[str, str] = {
     "SCORES_FILE": "layout",
     "SHARD_PREFIX": "layout",
 }
-_SUBMODULES = frozenset(_SOURCE.values()) | {"_report"}
+_SUBMODULES = frozenset(_SOURCE.values()) | {"_report", "_writing"}
 
 __all__ = [
     "CACHE_DIR",

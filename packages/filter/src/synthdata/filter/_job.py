@@ -1,13 +1,8 @@
-"""The whole filter job: score, select, write filtered shards, scores and report."""
+"""The whole filter job: check the inputs, score, select, write filtered shards, scores and report."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import logging
 import os
-import shutil
-import tarfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -16,28 +11,15 @@ from typing import Any
 
 from synthdata.clip import ClipBundle, load_clip
 from synthdata.filter._cache import ScoreCache
-from synthdata.filter._report import class_table, extreme_keys, write_histograms, write_sheets
+from synthdata.filter._outdir import check_out_dir, clear_previous
+from synthdata.filter._report import sheet_keys, write_histograms, write_sheets
 from synthdata.filter._scoring import check_classes, score_shards, shard_index
 from synthdata.filter._selection import check_rule, select
 from synthdata.filter._types import SampleScore, ScoreResult
-from synthdata.filter.layout import CACHE_DIR, PRODUCER, REPORT_DIR, REPORT_FILE, SCORES_FILE, SHARD_PREFIX
-from synthdata.shards import (
-    DATASET_JSON,
-    CorruptShardError,
-    DatasetInfo,
-    OutputDirError,
-    Sample,
-    ShardWriter,
-    list_shards,
-    read_dataset_json,
-    write_dataset_json,
-)
-from synthdata.shards.atomic import atomic_open, atomic_write_json, removed_on_failure
-from synthdata.shards.encoding import decode_image
-from synthdata.shards.errors import DatasetInfoError
-from synthdata.shards.reader import iter_tar_groups, parse_sample
-
-log = logging.getLogger(__name__)
+from synthdata.filter._writing import copy_kept, report_doc, write_dataset_info, write_scores
+from synthdata.filter.layout import CACHE_DIR, REPORT_DIR, REPORT_FILE, SCORES_FILE
+from synthdata.shards import list_shards
+from synthdata.shards.atomic import atomic_write_json, removed_on_failure
 
 
 @dataclass(kw_only=True, slots=True)
@@ -79,61 +61,6 @@ class FilterResult:
     files: dict[str, str] = field(default_factory=dict)
 
 
-def check_out_dir(source: Path, out: Path) -> bool:
-    """Refuse an ``out`` a filter run must not write to; True if it holds a previous synth-filter output.
-
-    ``out`` may be new, empty, or a previous (possibly interrupted) synth-filter output; never the input
-    directory itself, a file, or a non-empty directory that a filter run did not write. Changes nothing.
-    """
-    if out.exists() and source.resolve() == out.resolve():
-        raise OutputDirError(f"--out {out} is the input directory; choose another")
-    if out.exists() and not out.is_dir():
-        raise OutputDirError(f"--out {out} exists and is not a directory; choose another")
-    if not out.exists() or not any(out.iterdir()):
-        return False
-    try:
-        producer = read_dataset_json(out).producer
-    except DatasetInfoError:
-        producer = None
-    ours = {SCORES_FILE, REPORT_FILE, REPORT_DIR, DATASET_JSON}
-    foreign = [
-        p.name
-        for p in out.iterdir()
-        if p.name not in ours and not p.name.startswith((f"{SHARD_PREFIX}-", f".{SHARD_PREFIX}-", "."))
-    ]
-    if (producer is not None and producer != PRODUCER) or foreign:
-        raise OutputDirError(
-            f"--out {out} is not empty and is not a synth-filter output "
-            f"({', '.join(sorted(foreign)[:3]) or DATASET_JSON}); choose an empty or new directory"
-        )
-    return True
-
-
-def _clear_previous(out: Path, *, keep_checkpoints: bool) -> None:
-    """Remove a previous output's files, except its score checkpoints when ``keep_checkpoints``."""
-    log.info("%s holds a previous synth-filter output; redoing it", out)
-    with contextlib.suppress(FileNotFoundError):
-        (out / DATASET_JSON).unlink()  # first: without it the directory is no longer a complete dataset
-    for p in out.iterdir():
-        if p.name == CACHE_DIR and keep_checkpoints:
-            continue
-        if p.is_dir():
-            shutil.rmtree(p)
-        else:
-            p.unlink()
-
-
-def prepare_out_dir(source: Path, out: Path, *, keep_checkpoints: bool = True) -> None:
-    """Make ``out`` ready: empty, or a previous (possibly interrupted) synth-filter output.
-
-    A previous output's files are removed except its score checkpoints (``.filter-scores/``, unless
-    ``keep_checkpoints`` is false), so a rerun rescores only what the checkpoints do not cover and redoes the
-    rest. Refuses what :func:`check_out_dir` refuses.
-    """
-    if check_out_dir(source, out):
-        _clear_previous(out, keep_checkpoints=keep_checkpoints)
-
-
 def _tag(pretrained: str | None) -> str:
     return (
         "none" if pretrained is None or str(pretrained).lower() in ("none", "random", "") else str(pretrained)
@@ -169,62 +96,52 @@ def _fingerprint(
     }
 
 
-def _write_scores(path: Path, scores: list[SampleScore], classnames: Sequence[str]) -> None:
-    with atomic_open(path, "w") as fh:
-        for s in scores:
-            fh.write(json.dumps(s.to_json(classnames), sort_keys=True, allow_nan=False) + "\n")
+class _Model:
+    """The CLIP model: the one given, or loaded on first use (a rerun from checkpoints never loads it)."""
+
+    def __init__(self, cfg: FilterConfig, bundle: ClipBundle | None) -> None:
+        self.cfg, self.bundle = cfg, bundle
+
+    def __call__(self) -> ClipBundle:
+        if self.bundle is None:
+            cfg = self.cfg
+            self.bundle = load_clip(
+                cfg.model, cfg.pretrained, device=cfg.device, precision=cfg.precision, cache_dir=cfg.cache_dir
+            )
+        return self.bundle
+
+    @property
+    def artifact(self) -> str:
+        """``clip.MODEL.TAG`` of the loaded model, else of the configured one."""
+        return self.bundle.artifact if self.bundle is not None else _artifact(self.cfg.model, self.cfg.pretrained)
 
 
-def _filter_meta(s: SampleScore, rule: str, artifact: str) -> dict[str, Any]:
-    return {
-        "confidence": s.confidence,
-        "top1": s.top1,
-        "top1_confidence": s.top1_confidence,
-        "clip_score": s.clip_score,
-        "rule": rule,
-        "model": artifact,
-    }
+def _settings(cfg: FilterConfig, artifact: str, templates: Sequence[str], num_classes: int) -> dict[str, Any]:
+    """The run's settings as ``report.json`` and ``dataset.json`` record them."""
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("cache_dir", "progress", "resume")}
+    threshold = cfg.threshold if cfg.threshold is not None else 1.0 / num_classes
+    settings.update(
+        model_artifact=artifact,
+        threshold_used=threshold if cfg.rule in ("paper", "threshold") else None,
+        templates=list(templates),
+        num_classes=num_classes,
+    )
+    return settings
 
 
-def _copy_kept(
-    source: Path,
-    out: Path,
-    scores: dict[str, SampleScore],
-    kept: set[str],
-    want_images: set[str],
-    cfg: FilterConfig,
-    artifact: str,
-) -> tuple[int, int, dict[str, Any], list[str]]:
-    """Second pass: copy the kept samples' original image bytes (no re-encoding) into new shards.
-
-    Also decodes the few images the contact sheets need. Per-sample problems skip that sample only.
-    """
-    images: dict[str, Any] = {}
-    problems: list[str] = []
-    written = 0
-    with ShardWriter(out, prefix=SHARD_PREFIX, max_count=cfg.shard_size) as writer:
-        for shard in list_shards(source):
-            try:
-                for key, members in iter_tar_groups(shard):
-                    if key not in kept and key not in want_images:
-                        continue
-                    try:
-                        sample = parse_sample(key, members, shard.name, decode=False)
-                    except CorruptShardError as exc:
-                        problems.append(str(exc))
-                        continue
-                    if key in want_images:
-                        with contextlib.suppress(Exception):
-                            images[key] = decode_image(sample.image)
-                    if key in kept:
-                        meta = dict(sample.meta)
-                        meta["filter"] = _filter_meta(scores[key], cfg.rule, artifact)
-                        writer.write(Sample(key, sample.image, sample.cls, meta, dict(sample.extra)))
-                        written += 1
-            except (tarfile.TarError, CorruptShardError, OSError, EOFError) as exc:
-                problems.append(f"{shard.name}: unreadable tar ({exc})")
-        shards = len(writer.close())
-    return written, shards, images, problems
+def _mark_kept(scores: list[SampleScore], cfg: FilterConfig, num_classes: int) -> set[str]:
+    """Select per ``cfg`` and set each score's ``kept``; returns the kept keys."""
+    kept = select(
+        scores,
+        rule=cfg.rule,
+        num_classes=num_classes,
+        per_class=cfg.per_class,
+        threshold=cfg.threshold,
+        seed=cfg.seed,
+    )
+    for s in scores:
+        s.kept = s.key in kept
+    return kept
 
 
 def filter_shards(
@@ -261,6 +178,54 @@ def filter_shards(
         return _filter(source, out, classnames, templates, cfg, bundle, source_note, previous, started)
 
 
+def _score(
+    source: Path,
+    out: Path,
+    classnames: list[str],
+    templates: Sequence[str],
+    cfg: FilterConfig,
+    bundle: ClipBundle | None,
+    model: _Model,
+) -> ScoreResult:
+    """Score every input sample; finished shards come from, and new ones go to, the checkpoints in ``out``."""
+    cache = ScoreCache(out / CACHE_DIR, _fingerprint(cfg, bundle, classnames, templates), reuse=cfg.resume)
+    return score_shards(
+        source,
+        model,
+        classnames,
+        templates,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        cache=cache,
+        progress=cfg.progress,
+    )
+
+
+def _write_figures(
+    report_dir: Path,
+    scores: list[SampleScore],
+    sheets: tuple[dict[int, list[str]], dict[int, list[str]], dict[str, Any]],
+    classnames: list[str],
+    cfg: FilterConfig,
+    *,
+    threshold: float | None,
+    title: str,
+) -> dict[str, str]:
+    """The report's PNGs (histograms, then the contact sheets of ``sheets``: most, least, images by key)."""
+    most, least, images = sheets
+    pngs = write_histograms(scores, classnames, report_dir, threshold=threshold, title=title)
+    pngs += write_sheets(
+        images,
+        most,
+        least,
+        classnames,
+        report_dir,
+        max_classes=cfg.max_sheet_classes,
+        per_row=cfg.sheet_per_class,
+    )
+    return {p.stem: str(p) for p in pngs}
+
+
 def _filter(
     source: Path,
     out: Path,
@@ -272,138 +237,40 @@ def _filter(
     previous: bool,
     started: float,
 ) -> FilterResult:
-    """:func:`filter_shards` after its checks: score (resuming from checkpoints), select, write."""
-    loaded: list[ClipBundle] = [bundle] if bundle is not None else []
-
-    def get_bundle() -> ClipBundle:
-        if not loaded:
-            loaded.append(
-                load_clip(
-                    cfg.model,
-                    cfg.pretrained,
-                    device=cfg.device,
-                    precision=cfg.precision,
-                    cache_dir=cfg.cache_dir,
-                )
-            )
-        return loaded[0]
-
-    cache = ScoreCache(out / CACHE_DIR, _fingerprint(cfg, bundle, classnames, templates), reuse=cfg.resume)
-    result: ScoreResult = score_shards(
-        source,
-        bundle if bundle is not None else get_bundle,
-        classnames,
-        templates,
-        batch_size=cfg.batch_size,
-        num_workers=cfg.num_workers,
-        cache=cache,
-        progress=cfg.progress,
-    )
+    """:func:`filter_shards` after its checks: score (resuming from checkpoints), select, write, report."""
+    model = _Model(cfg, bundle)
+    result = _score(source, out, classnames, templates, cfg, bundle, model)
     if previous:  # only now: until the new scores are in, a previous complete output stays as it was
-        _clear_previous(out, keep_checkpoints=True)
-    artifact = loaded[0].artifact if loaded else _artifact(cfg.model, cfg.pretrained)
-    kept = select(
-        result.scores,
-        rule=cfg.rule,
-        num_classes=len(classnames),
-        per_class=cfg.per_class,
-        threshold=cfg.threshold,
-        seed=cfg.seed,
+        clear_previous(out, keep_checkpoints=True)
+    artifact = model.artifact
+    kept = _mark_kept(result.scores, cfg, len(classnames))
+    most, least, want = (
+        sheet_keys(result.scores, cfg.sheet_per_class, cfg.max_sheet_classes) if cfg.report else ({}, {}, set())
     )
-    for s in result.scores:
-        s.kept = s.key in kept
     by_key = {s.key: s for s in result.scores}
-    most, least = extreme_keys(result.scores, cfg.sheet_per_class) if cfg.report else ({}, {})
-    sheet_classes = set(sorted(set(most))[: cfg.max_sheet_classes])
-    want = {k for table in (most, least) for c, keys in table.items() if c in sheet_classes for k in keys}
-    written, shards, images, notes = _copy_kept(source, out, by_key, kept, want, cfg, artifact)
-    threshold = cfg.threshold if cfg.threshold is not None else 1.0 / len(classnames)
+    copied = copy_kept(source, out, by_key, kept, want, rule=cfg.rule, artifact=artifact, shard_size=cfg.shard_size)
+    write_scores(out / SCORES_FILE, sorted(result.scores + result.corrupt, key=lambda s: s.key), classnames)
+    settings = _settings(cfg, artifact, templates, len(classnames))
     files = {"scores": str(out / SCORES_FILE)}
-    all_scores = sorted(result.scores + result.corrupt, key=lambda s: s.key)
-    _write_scores(out / SCORES_FILE, all_scores, classnames)
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("cache_dir", "progress", "resume")}
-    settings.update(
-        model_artifact=artifact,
-        threshold_used=threshold if cfg.rule in ("paper", "threshold") else None,
-        templates=list(templates),
-        num_classes=len(classnames),
-    )
     if cfg.report:
-        report_dir = out / REPORT_DIR
         title = f"{artifact}, rule {cfg.rule}, {len(kept)} of {len(result.scores)} kept"
-        pngs = write_histograms(
-            result.scores,
-            classnames,
-            report_dir,
-            threshold=settings["threshold_used"],
-            title=title,
-        )
-        pngs += write_sheets(
-            images,
-            most,
-            least,
-            classnames,
-            report_dir,
-            max_classes=cfg.max_sheet_classes,
-            per_row=cfg.sheet_per_class,
-        )
-        files.update({p.stem: str(p) for p in pngs})
+        sheets = (most, least, copied.images)
+        threshold = settings["threshold_used"]
+        files |= _write_figures(out / REPORT_DIR, result.scores, sheets, classnames, cfg, threshold=threshold, title=title)
     seconds = time.perf_counter() - started
-    report = {
-        "source": str(source.resolve()),
-        "out": str(out.resolve()),
-        "settings": settings,
-        "totals": {
-            "samples": len(all_scores),
-            "scored": len(result.scores),
-            "kept": written,
-            "dropped": len(result.scores) - written,
-            "unreadable": len(result.corrupt),
-            "shards_written": shards,
-        },
-        "classes": class_table(result.scores, result.corrupt, classnames),
-        "unreadable": [{"key": s.key, "shard": s.shard, "error": s.error} for s in result.corrupt[:1000]],
-        "reader_messages": (result.error_messages + notes)[:100],
-        "timing": {
-            "total_seconds": seconds,
-            "scoring_seconds": result.seconds,
-            "images_scored_now": result.scored_now,
-            "shards_from_checkpoints": result.shards_resumed,
-            "text_seconds": result.text_seconds,
-            "images_per_second": result.images_per_second,
-        },
-        "files": files,
-    }
-    atomic_write_json(out / REPORT_FILE, report)
-    files["report"] = str(out / REPORT_FILE)
-    try:
-        src_info = read_dataset_json(source)
-        src_config, src_name, src_producer = dict(src_info.config), src_info.name, src_info.producer
-    except DatasetInfoError:
-        src_config, src_name, src_producer = {}, "", ""
-    src_config.pop("filter", None)
-    filter_config = {
-        **settings,
-        "source": str(source.resolve()),
-        "source_name": src_name,
-        "source_producer": src_producer,
-        **(source_note or {}),
-    }
-    write_dataset_json(
-        out,
-        DatasetInfo(
-            classes=classnames,
-            name=src_name or "filtered",
-            producer=PRODUCER,
-            config={**src_config, "filter": filter_config},
-        ),
+    doc = report_doc(
+        source, out, settings=settings, result=result, copied=copied, classnames=classnames, seconds=seconds,
+        files=dict(files),
     )
+    atomic_write_json(out / REPORT_FILE, doc)
+    files["report"] = str(out / REPORT_FILE)
+    write_dataset_info(source, out, classnames, settings, source_note)  # last: it marks a complete output
     return FilterResult(
         out_dir=out,
         scored=len(result.scores),
-        kept=written,
+        kept=copied.written,
         unreadable=len(result.corrupt),
-        shards=shards,
+        shards=copied.shards,
         seconds=seconds,
         scoring_seconds=result.seconds,
         scored_now=result.scored_now,

@@ -151,3 +151,13 @@ def write_sheets(
         contact_sheet(rows, per_row=per_row).save(path)
         written.append(path)
     return written
+
+
+def sheet_keys(
+    scores: Sequence[SampleScore], per_class: int, max_classes: int
+) -> tuple[dict[int, list[str]], dict[int, list[str]], set[str]]:
+    """:func:`extreme_keys`, and the keys whose images the contact sheets of the first ``max_classes`` show."""
+    most, least = extreme_keys(scores, per_class)
+    shown = set(sorted(set(most))[:max_classes])
+    want = {k for table in (most, least) for c, keys in table.items() if c in shown for k in keys}
+    return most, least, want
