@@ -20,7 +20,7 @@ from ._helpers import read_dir, write_prompts_file
 
 pytestmark = pytest.mark.slow
 
-ARGS = ["--images-per-prompt", "2", "--size", "64", "--smoke", "--no-progress"]
+ARGS = ["--images-per-prompt", "2", "--size", "64", "--smoke", "--quiet"]
 
 
 def _cli(prompts, out, *extra):

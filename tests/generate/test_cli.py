@@ -72,7 +72,7 @@ def test_missing_weights_offline_is_one_line(tmp_path, capsys):
         "--out",
         str(tmp_path / "o"),
         "--no-download",
-        "--cache-dir",
+        "--weights-cache",
         str(tmp_path / "c"),
     ]
     err = _err(capsys, argv)

@@ -89,7 +89,7 @@ def test_the_cli_prints_the_run_line_on_the_last_rank(tmp_path, monkeypatch, cap
 
     monkeypatch.setattr(runner_run, "build_pipeline", lambda cfg, **kw: FakePipeline())
     prompts = write_prompts_file(tmp_path / "p.jsonl")
-    args = ["--prompts", str(prompts), "--out", str(tmp_path / "o"), "--shard-size", "4", "--no-progress"]
+    args = ["--prompts", str(prompts), "--out", str(tmp_path / "o"), "--shard-size", "4", "--quiet"]
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(args) == 0

@@ -156,7 +156,7 @@ class Command:
                 kwargs["metavar"] = metavar
             if required:
                 kwargs["required"] = True
-            elif "default" not in text:
+            elif "default" not in text and default is not None:
                 text = f"{text} (default {_show_default(default)})"
         (group or self.parser).add_argument(flag, help=text, **kwargs)
         self._bind(_Bound(f.name, concept, flag, cls, f.name, negate))

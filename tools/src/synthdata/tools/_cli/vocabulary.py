@@ -32,7 +32,7 @@ VOCABULARY: dict[str, Flag] = {
     "verbose": _f("-v", "debug logging"),
     "quiet": _f("--quiet", "no progress bars or tables; only the result line and errors"),
     "fresh": _f("--fresh", "ignore the progress an earlier run left in --out and start over"),
-    "device": _f("--device", "auto (CUDA when available, else the CPU), cpu, cuda or cuda:N"),
+    "device": _f("--device", "auto (CUDA when available, else the CPU), cpu, cuda or cuda:N", "DEVICE"),
     "precision": _f("--precision", "auto, fp32, fp16 or bf16"),
     "seed": _f("--seed", "global seed"),
     "workers": _f("--workers", "data-loading processes", "N"),

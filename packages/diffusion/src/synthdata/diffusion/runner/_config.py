@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from synthdata.diffusion.runner.errors import GenerateError
+from synthdata.shards.options import option
 
 PAPER_BASE_RESPACING = "100"
 PAPER_UP_RESPACING = "fast27"
@@ -15,37 +16,59 @@ SMOKE_BASE_RESPACING = "3"
 SMOKE_UP_RESPACING = "ddim2"
 DEFAULT_SHARD_SIZE = {64: 1000, 256: 250}  # ~10 MB resp. ~40 MB of PNG per shard
 DTYPES = ("float32", "float16", "bfloat16")
+#: ``--precision`` names of the dtypes (the vocabulary of every command).
+PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 SAMPLERS = ("auto", "exact", "fast")  # auto: fast on CUDA, exact elsewhere
+
+
+#: Named settings over the defaults below (``default``): ``smoke`` for tiny random models on the CPU,
+#: ``paper`` for the paper's 256 px images (base model, then the upsampler).
+RECIPES: dict[str, dict[str, Any]] = {"smoke": {"smoke": True}, "paper": {"size": 256}}
 
 
 @dataclass(kw_only=True, slots=True)
 class GenerateConfig:
     """Everything ``synth-generate`` takes. ``None`` means "the default for this run" (see :meth:`resolved`)."""
 
-    out: str
-    images_per_prompt: int = 1
-    size: int = 64
-    guidance: float = 3.0
-    base_respacing: str | None = None
-    up_respacing: str | None = None
-    upsample_temp: float = 0.997
-    batch_size: int = 32
-    image_format: str = "png"
-    quality: int | None = None
-    seed: int = 0
-    shard_size: int | None = None
-    prefix: str = "gen"
-    name: str = ""
-    smoke: bool = False
-    real_guidance: str | None = None
-    shots: int | None = None
-    device: str | None = None
-    dtype: str | None = None
-    sampler: str = "auto"
-    cache_dir: str | None = None
-    base_checkpoint: str = "glide.base"
-    upsample_checkpoint: str = "glide.upsample"
-    download: bool = True
+    out: str = option(help="output shard directory (created if missing)")
+    images_per_prompt: int = option(1, help="images made per prompt (replicates)")
+    size: int = option(64, help="64 (the base model) or 256 (base + upsampler)", choices=(64, 256))
+    guidance: float = option(3.0, help="classifier-free guidance scale")
+    base_respacing: str | None = option(
+        None, help=f"base sampler steps (default {PAPER_BASE_RESPACING}; {SMOKE_BASE_RESPACING} with --smoke)"
+    )
+    up_respacing: str | None = option(
+        None, help=f"upsampler DDIM steps (default {PAPER_UP_RESPACING}; {SMOKE_UP_RESPACING} with --smoke)"
+    )
+    upsample_temp: float = option(0.997, help="upsampler noise temperature")
+    batch_size: int = option(32, help="images a model batch (prompts mixed)")
+    image_format: str = option("png", help="image format", choices=("png", "jpg", "webp"))
+    quality: int | None = option(None, help="jpg/webp quality 1-100 (default 95)")
+    seed: int = option(0, help="global seed; each item's seed derives from it and the item's key")
+    shard_size: int | None = option(None, help="images a shard (default 1000 at 64 px, 250 at 256 px)")
+    prefix: str = option("gen", help="shard name prefix", cli=False)
+    name: str = option("", help="data set name in dataset.json (default: the --out folder's name)")
+    smoke: bool = option(False, help="tiny random models (no weights; images are noise)", cli=False)
+    real_guidance: str | None = option(
+        None, help="few-shot real images for Real Guidance: an ImageFolder (a folder per class)", concept="few_shot"
+    )
+    shots: int | None = option(None, help="reference images per class for Real Guidance (sets the start step)")
+    device: str | None = option(None, help="torch device (default auto: cuda:LOCAL_RANK when available, else cpu)")
+    dtype: str | None = option(
+        None,
+        help="auto, fp32, fp16 or bf16 (default auto: fp16 on CUDA, fp32 on the CPU)",
+        concept="precision",
+        choices=("auto", "fp32", "fp16", "bf16"),
+    )
+    sampler: str = option(
+        "auto", help="exact, fast (fixed batch, fused kernels, CUDA graphs) or auto (fast on CUDA)", choices=SAMPLERS
+    )
+    cache_dir: str | None = option(
+        None, help="where GLIDE checkpoints are cached (default ~/.cache/synthdata)", concept="weights_cache"
+    )
+    base_checkpoint: str = option("glide.base", help="GLIDE base model: a file or a release name")
+    upsample_checkpoint: str = option("glide.upsample", help="GLIDE upsampler: a file or a release name")
+    download: bool = option(True, help="fail instead of downloading missing weights", negate=True)
 
     def resolved(self) -> GenerateConfig:
         """A checked copy with every default filled in."""
@@ -75,13 +98,18 @@ class GenerateConfig:
         if not 0 < c.upsample_temp <= 2:
             raise GenerateError(f"--upsample-temp must be in (0, 2], got {c.upsample_temp}")
         if (c.real_guidance is None) != (c.shots is None):
-            raise GenerateError("--real-guidance DIR and --shots K go together; give both or neither")
+            raise GenerateError("--few-shot DIR and --shots K go together; give both or neither")
         if c.shots is not None and c.shots < 1:
             raise GenerateError(f"--shots must be >= 1, got {c.shots}")
         if c.sampler not in SAMPLERS:
             raise GenerateError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {c.sampler!r}")
+        if c.dtype in ("auto", ""):
+            c.dtype = None
+        c.dtype = PRECISIONS.get(c.dtype, c.dtype) if c.dtype is not None else None
+        if c.device in ("auto", ""):
+            c.device = None
         if c.dtype is not None and c.dtype not in DTYPES:
-            raise GenerateError(f"--dtype must be one of {', '.join(DTYPES)}, got {c.dtype!r}")
+            raise GenerateError(f"--precision must be auto, fp32, fp16 or bf16, got {self.dtype!r}")
         if "://" in c.out:
             raise GenerateError(
                 f"--out {c.out}: only local directories are supported (resume needs atomic renames); "
