@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from synthdata.filter._cache import ScoreCache
-    from synthdata.filter._job import FilterConfig, FilterResult, filter_shards
+    from synthdata.filter._job import FilterResult, filter_shards
     from synthdata.filter._outdir import check_out_dir, prepare_out_dir
     from synthdata.filter._scoring import ClassListError, check_classes, score_shards
     from synthdata.filter._selection import RULES, check_rule, select
     from synthdata.filter._types import SampleScore, ScoreResult
+    from synthdata.filter.config import FilterConfig
     from synthdata.filter.layout import (
         CACHE_DIR,
         PRODUCER,
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 _SOURCE: dict[str, str] = {
     "ScoreCache": "_cache",
-    "FilterConfig": "_job",
+    "FilterConfig": "config",
     "FilterResult": "_job",
     "filter_shards": "_job",
     "check_out_dir": "_outdir",
@@ -54,7 +55,7 @@ _SOURCE: dict[str, str] = {
     "SCORES_FILE": "layout",
     "SHARD_PREFIX": "layout",
 }
-_SUBMODULES = frozenset(_SOURCE.values()) | {"_report", "_writing"}
+_SUBMODULES = frozenset(_SOURCE.values()) | {"_report", "_writing", "config"}
 
 __all__ = [
     "CACHE_DIR",

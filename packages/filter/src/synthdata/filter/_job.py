@@ -17,32 +17,10 @@ from synthdata.filter._scoring import check_classes, score_shards, shard_index
 from synthdata.filter._selection import check_rule, select
 from synthdata.filter._types import SampleScore, ScoreResult
 from synthdata.filter._writing import copy_kept, report_doc, write_dataset_info, write_scores
+from synthdata.filter.config import FilterConfig
 from synthdata.filter.layout import CACHE_DIR, REPORT_DIR, REPORT_FILE, SCORES_FILE
 from synthdata.shards import list_shards
 from synthdata.shards.atomic import atomic_write_json, removed_on_failure
-
-
-@dataclass(kw_only=True, slots=True)
-class FilterConfig:
-    """Settings of a filter run; the defaults are the paper's (OpenAI RN50, threshold 1/C)."""
-
-    model: str = "RN50"
-    pretrained: str = "openai"
-    device: str = "cpu"
-    precision: str = "fp32"
-    cache_dir: str | None = None
-    batch_size: int = 64
-    num_workers: int = 1
-    rule: str = "paper"
-    per_class: int | None = None
-    threshold: float | None = None  # None: 1/C for "paper" and "threshold"
-    seed: int = 0
-    shard_size: int = 1000
-    report: bool = True
-    sheet_per_class: int = 8
-    max_sheet_classes: int = 100
-    resume: bool = True  # reuse the score checkpoints of an interrupted run into the same --out
-    progress: bool = False
 
 
 @dataclass(slots=True)
@@ -162,7 +140,7 @@ def filter_shards(
     Pass ``bundle`` to reuse a loaded model. ``dataset.json`` is written last: its presence marks a
     complete output; a rerun into the same directory redoes the job (the result is deterministic).
     """
-    cfg = config or FilterConfig()
+    cfg = (config or FilterConfig()).resolved()  # "auto" device, precision and workers settled once
     started = time.perf_counter()
     source, out = Path(source), Path(out)
     classnames = list(classnames)
@@ -175,25 +153,31 @@ def filter_shards(
     # A run that fails before writing any file leaves no directory it created behind (score checkpoints are
     # files, so an interrupted scoring run keeps them for the rerun).
     with removed_on_failure(out):
-        return _filter(source, out, classnames, templates, cfg, bundle, source_note, previous, started)
+        return _filter(_Job(source, out, classnames, templates, cfg, bundle), source_note, previous, started)
 
 
-def _score(
-    source: Path,
-    out: Path,
-    classnames: list[str],
-    templates: Sequence[str],
-    cfg: FilterConfig,
-    bundle: ClipBundle | None,
-    model: _Model,
-) -> ScoreResult:
+@dataclass(slots=True)
+class _Job:
+    """A run's checked inputs."""
+
+    source: Path
+    out: Path
+    classnames: list[str]
+    templates: Sequence[str]
+    cfg: FilterConfig
+    bundle: ClipBundle | None  # the model the caller passed, if any
+
+
+def _score(job: _Job, model: _Model) -> ScoreResult:
     """Score every input sample; finished shards come from, and new ones go to, the checkpoints in ``out``."""
-    cache = ScoreCache(out / CACHE_DIR, _fingerprint(cfg, bundle, classnames, templates), reuse=cfg.resume)
+    cfg = job.cfg
+    fingerprint = _fingerprint(cfg, job.bundle, job.classnames, job.templates)
+    cache = ScoreCache(job.out / CACHE_DIR, fingerprint, reuse=cfg.resume)
     return score_shards(
-        source,
+        job.source,
         model,
-        classnames,
-        templates,
+        job.classnames,
+        job.templates,
         batch_size=cfg.batch_size,
         num_workers=cfg.num_workers,
         cache=cache,
@@ -202,44 +186,34 @@ def _score(
 
 
 def _write_figures(
-    report_dir: Path,
+    job: _Job,
     scores: list[SampleScore],
     sheets: tuple[dict[int, list[str]], dict[int, list[str]], dict[str, Any]],
-    classnames: list[str],
-    cfg: FilterConfig,
     *,
     threshold: float | None,
     title: str,
 ) -> dict[str, str]:
     """The report's PNGs (histograms, then the contact sheets of ``sheets``: most, least, images by key)."""
     most, least, images = sheets
-    pngs = write_histograms(scores, classnames, report_dir, threshold=threshold, title=title)
+    report_dir = job.out / REPORT_DIR
+    pngs = write_histograms(scores, job.classnames, report_dir, threshold=threshold, title=title)
     pngs += write_sheets(
         images,
         most,
         least,
-        classnames,
+        job.classnames,
         report_dir,
-        max_classes=cfg.max_sheet_classes,
-        per_row=cfg.sheet_per_class,
+        max_classes=job.cfg.max_sheet_classes,
+        per_row=job.cfg.sheet_per_class,
     )
     return {p.stem: str(p) for p in pngs}
 
 
-def _filter(
-    source: Path,
-    out: Path,
-    classnames: list[str],
-    templates: Sequence[str],
-    cfg: FilterConfig,
-    bundle: ClipBundle | None,
-    source_note: dict[str, Any] | None,
-    previous: bool,
-    started: float,
-) -> FilterResult:
+def _filter(job: _Job, source_note: dict[str, Any] | None, previous: bool, started: float) -> FilterResult:
     """:func:`filter_shards` after its checks: score (resuming from checkpoints), select, write, report."""
-    model = _Model(cfg, bundle)
-    result = _score(source, out, classnames, templates, cfg, bundle, model)
+    source, out, classnames, cfg = job.source, job.out, job.classnames, job.cfg
+    model = _Model(cfg, job.bundle)
+    result = _score(job, model)
     if previous:  # only now: until the new scores are in, a previous complete output stays as it was
         clear_previous(out, keep_checkpoints=True)
     artifact = model.artifact
@@ -250,13 +224,13 @@ def _filter(
     by_key = {s.key: s for s in result.scores}
     copied = copy_kept(source, out, by_key, kept, want, rule=cfg.rule, artifact=artifact, shard_size=cfg.shard_size)
     write_scores(out / SCORES_FILE, sorted(result.scores + result.corrupt, key=lambda s: s.key), classnames)
-    settings = _settings(cfg, artifact, templates, len(classnames))
+    settings = _settings(cfg, artifact, job.templates, len(classnames))
     files = {"scores": str(out / SCORES_FILE)}
     if cfg.report:
         title = f"{artifact}, rule {cfg.rule}, {len(kept)} of {len(result.scores)} kept"
         sheets = (most, least, copied.images)
         threshold = settings["threshold_used"]
-        files |= _write_figures(out / REPORT_DIR, result.scores, sheets, classnames, cfg, threshold=threshold, title=title)
+        files |= _write_figures(job, result.scores, sheets, threshold=threshold, title=title)
     seconds = time.perf_counter() - started
     doc = report_doc(
         source, out, settings=settings, result=result, copied=copied, classnames=classnames, seconds=seconds,

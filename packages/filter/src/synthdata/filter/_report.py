@@ -10,7 +10,7 @@ from typing import Any
 
 from PIL import Image
 
-from synthdata.filter._types import SampleScore
+from synthdata.filter._types import SampleScore, scored_by_class
 from synthdata.filter.layout import BY_CLASS_PNG, HIST_PNG, LEAST_CONFIDENT_PNG, MOST_CONFIDENT_PNG
 from synthdata.shards import contact_sheet
 
@@ -51,52 +51,53 @@ def extreme_keys(
     scores: Sequence[SampleScore], per_class: int
 ) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
     """Per class, the keys of the ``per_class`` most and least confident samples (for contact sheets)."""
-    by_class: dict[int, list[SampleScore]] = defaultdict(list)
-    for s in scores:
-        if s.confidence is not None:
-            by_class[s.class_index].append(s)
     most, least = {}, {}
-    for cls, samples in by_class.items():
+    for cls, samples in scored_by_class(scores).items():
         ranked = sorted(samples, key=lambda s: (-s.confidence, s.key))
         most[cls] = [s.key for s in ranked[:per_class]]
         least[cls] = [s.key for s in reversed(ranked[-per_class:])]
     return most, least
 
 
-def write_histograms(
-    scores: Sequence[SampleScore],
-    classnames: Sequence[str],
-    out_dir: Path,
-    *,
-    threshold: float | None,
-    title: str,
-) -> list[Path]:
-    """``HIST_PNG`` (all classes, kept vs dropped) and ``BY_CLASS_PNG`` (a grid of classes)."""
+_BINS = [i / 20 for i in range(21)]
+_COLORS = ["#2a9d8f", "#e76f51"]  # kept, dropped
+
+
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    bins = [i / 20 for i in range(21)]
+    return plt
+
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _overall_hist(scores: Sequence[SampleScore], path: Path, threshold: float | None, title: str) -> Path:
+    plt = _pyplot()
     kept = [s.confidence for s in scores if s.confidence is not None and s.kept]
     dropped = [s.confidence for s in scores if s.confidence is not None and not s.kept]
-    written = []
-
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.hist([kept, dropped], bins=bins, stacked=True, label=["kept", "dropped"], color=["#2a9d8f", "#e76f51"])
+    ax.hist([kept, dropped], bins=_BINS, stacked=True, label=["kept", "dropped"], color=_COLORS)
     if threshold is not None:
         ax.axvline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold:.3g}")
     ax.set_xlabel("CLIP softmax confidence of the intended class")
     ax.set_ylabel("samples")
     ax.set_title(title, fontsize=9)
     ax.legend()
-    fig.tight_layout()
-    path = out_dir / HIST_PNG
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    written.append(path)
+    return _save(plt, fig, path)
 
+
+def _class_grid(
+    scores: Sequence[SampleScore], classnames: Sequence[str], path: Path, threshold: float | None
+) -> Path:
+    plt = _pyplot()
     shown = list(range(min(len(classnames), MAX_GRID_CLASSES)))
     cols = min(6, max(1, len(shown)))
     rows = math.ceil(len(shown) / cols)
@@ -111,19 +112,30 @@ def write_histograms(
         ax = axes.flat[i]
         ax.set_visible(True)
         k, d = by_class[cls]
-        ax.hist([k, d], bins=bins, stacked=True, color=["#2a9d8f", "#e76f51"])
+        ax.hist([k, d], bins=_BINS, stacked=True, color=_COLORS)
         if threshold is not None:
             ax.axvline(threshold, color="black", linestyle="--", linewidth=0.8)
         ax.set_title(f"{cls} {classnames[cls]}"[:28], fontsize=7)
         ax.tick_params(labelsize=6)
     more = f" (first {len(shown)} of {len(classnames)} classes)" if len(shown) < len(classnames) else ""
     fig.suptitle(f"confidence per class: kept (green) / dropped (red){more}", fontsize=8)
-    fig.tight_layout()
-    path = out_dir / BY_CLASS_PNG
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    written.append(path)
-    return written
+    return _save(plt, fig, path)
+
+
+def write_histograms(
+    scores: Sequence[SampleScore],
+    classnames: Sequence[str],
+    out_dir: Path,
+    *,
+    threshold: float | None,
+    title: str,
+) -> list[Path]:
+    """``HIST_PNG`` (all classes, kept vs dropped) and ``BY_CLASS_PNG`` (a grid of classes)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [
+        _overall_hist(scores, out_dir / HIST_PNG, threshold, title),
+        _class_grid(scores, classnames, out_dir / BY_CLASS_PNG, threshold),
+    ]
 
 
 def write_sheets(

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
 
-from synthdata.filter._types import SampleScore
+from synthdata.filter._types import SampleScore, scored_by_class
+from synthdata.filter.config import RULE_NAMES as RULES
 from synthdata.shards import item_seed
-
-RULES = ("paper", "topk", "threshold", "top1")
 
 
 def check_rule(rule: str, per_class: int | None, threshold: float | None) -> None:
@@ -54,10 +52,7 @@ def select(
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     t = 1.0 / num_classes if threshold is None else threshold
-    by_class: dict[int, list[SampleScore]] = defaultdict(list)
-    for s in scores:
-        if s.confidence is not None:
-            by_class[s.class_index].append(s)
+    by_class = scored_by_class(scores)
     kept: set[str] = set()
     for cls in sorted(by_class):
         samples = sorted(by_class[cls], key=lambda s: s.key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,3 +53,12 @@ class ScoreResult:
     def images_per_second(self) -> float:
         """Images encoded per second of scoring in this run (text head and model loading included)."""
         return self.scored_now / self.seconds if self.seconds > 0 else 0.0
+
+
+def scored_by_class(scores: Sequence[SampleScore]) -> dict[int, list[SampleScore]]:
+    """The samples that have a confidence, by class index (classes and samples in the order met)."""
+    by_class: dict[int, list[SampleScore]] = defaultdict(list)
+    for s in scores:
+        if s.confidence is not None:
+            by_class[s.class_index].append(s)
+    return by_class
