@@ -31,6 +31,7 @@ def option(
     negate: bool = False,
     cli: bool = True,
     default_factory: Any = MISSING,
+    **extra: Any,
 ) -> Any:
     """A dataclass field with its documentation for the command line.
 
@@ -45,6 +46,7 @@ def option(
         "metavar": metavar,
         "negate": negate,
         "cli": cli,
+        **extra,
     }
     if default_factory is not MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
