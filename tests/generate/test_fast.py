@@ -1,13 +1,15 @@
-"""The runner's fast sampler (``FastPipeline``) keeps GlidePipeline's contract (same seeds, same images to
-float rounding) and its padded policy: one fixed batch size per run, so one step shape per model."""
+"""The runner's fast sampler (``GlidePipeline`` with ``FastSampling``) keeps the exact sampler's contract
+(same seeds, same images to float rounding) and its padded policy: one fixed batch size per run, so one step
+shape per model."""
 
 import numpy as np
 import torch
 
-from synthdata.diffusion.fast import FastPipeline
+from synthdata.diffusion.fast import FastSampling
 from synthdata.diffusion.pipeline import GlidePipeline
 from synthdata.diffusion.runner import GenerateConfig, Prompt, build_pipeline, run_generation
 from synthdata.diffusion.runner import _run as runner_run
+from synthdata.diffusion.samplers import ExactSampler
 from synthdata.shards import WorkSplit
 
 from ._helpers import prompt_records, read_dir
@@ -21,7 +23,9 @@ def _close(a, b):
     assert diff.max() <= 8 and (diff > 0).mean() < 0.01, diff.max()
 
 
-def _one_step_shape_each(fast):
+def _one_step_shape_each(pipe):
+    fast = pipe.sampler
+    assert isinstance(fast, FastSampling)
     assert fast._samplers, "no sampler was used"
     roles = [key[0] for key in fast._samplers]
     assert len(roles) == len(set(roles)), list(fast._samplers)  # one sampler per model
@@ -32,7 +36,7 @@ def _one_step_shape_each(fast):
 
 def test_fast_matches_exact_on_cpu():
     exact = GlidePipeline.smoke(upsample=False)
-    fast = FastPipeline(GlidePipeline.smoke(upsample=False), batch_size=4)
+    fast = GlidePipeline.smoke(upsample=False, sampler=FastSampling(batch_size=4))
     kw = {"size": 64, "base_respacing": "2"}
     want = exact.generate(PROMPTS, SEEDS, **kw)
     got = fast.generate(PROMPTS, SEEDS, **kw)  # 2 rows, padded to the sampler's 4
@@ -53,11 +57,13 @@ def test_fast_matches_exact_on_cpu():
 def test_sampler_choice():
     cfg = GenerateConfig(out="x", smoke=True, sampler="fast").resolved()
     fast = build_pipeline(cfg)
-    assert isinstance(fast, FastPipeline) and fast.batch_size == cfg.batch_size
-    assert fast.dtype == torch.float32 and not fast.channels_last  # channels_last: CUDA and half only
-    assert build_pipeline(cfg, batch_size=5).batch_size == 5
+    assert isinstance(fast, GlidePipeline) and isinstance(fast.sampler, FastSampling)
+    assert fast.sampler.batch_size == cfg.batch_size
+    assert fast.dtype == torch.float32 and not fast.sampler.channels_last  # channels_last: CUDA and half only
+    assert build_pipeline(cfg, batch_size=5).sampler.batch_size == 5
     auto = build_pipeline(GenerateConfig(out="x", smoke=True, device="cpu").resolved())
     assert isinstance(auto, GlidePipeline)  # auto: exact on the CPU, fast on CUDA
+    assert isinstance(auto.sampler, ExactSampler) and "sampler" not in auto.describe()
 
 
 def test_a_run_keeps_one_batch_shape_and_matches_the_exact_run(tmp_path, monkeypatch):
@@ -76,7 +82,7 @@ def test_a_run_keeps_one_batch_shape_and_matches_the_exact_run(tmp_path, monkeyp
         s = run_generation(cfg, prompts, split=WorkSplit(0, 1), progress=False)
         assert s.images == 12 and s.dataset_complete
     fast = built[0]
-    assert isinstance(fast, FastPipeline) and fast.batch_size == 3
+    assert isinstance(fast.sampler, FastSampling) and fast.sampler.batch_size == 3
     _one_step_shape_each(fast)
     a, b = read_dir(tmp_path / "fast"), read_dir(tmp_path / "exact")
     assert a.keys() == b.keys() and len(a) == 12
@@ -96,5 +102,5 @@ def test_the_fast_batch_is_at_most_the_largest_shard(tmp_path, monkeypatch):
     prompts = [Prompt(r["id"], r["class_index"], r["class_name"], r["prompt"]) for r in prompt_records(1)]
     cfg = GenerateConfig(out=str(tmp_path / "o"), sampler="fast", device="cpu", smoke=True, base_respacing="2")
     run_generation(cfg, prompts, split=WorkSplit(0, 1), progress=False)  # 3 items, --batch-size 32
-    assert built[0].batch_size == 3
+    assert built[0].sampler.batch_size == 3
     _one_step_shape_each(built[0])

@@ -98,26 +98,36 @@ def test_upsampler_ddim_matches_exact_loop():
 
 
 @torch.no_grad()
-def test_fast_pipeline_matches_glide_pipeline():
+def test_fast_sampler_in_the_pipeline_matches_the_exact_sampler():
     """Chunks of 2 (the last one padded), Real Guidance rows beside plain rows, then the upsampler."""
     from synthdata.diffusion.pipeline import GlidePipeline
 
     up = create_model(smoke_options("upsample", image_size=64, channel_mult="1,1,1,1", attention_resolutions="8",
                                     text_ctx=8), seed=5)  # fmt: skip
-    pipe = GlidePipeline(_tiny("base", 16), up)
+    base = _tiny("base", 16)
+    pipe = GlidePipeline(copy.deepcopy(base), copy.deepcopy(up))
     prompts, seeds = ["a dog", "a cat", "a red car"], [7, 8, 9]
     ref_image = torch.rand(3, 20, 20) * 2 - 1
     rg = [None, ref_image, None]
     want = pipe.generate_base(prompts, seeds, respacing="4", real_guidance=rg, start_step=2)
     want_up = pipe.upsample(want, prompts, seeds, respacing="ddim2")
-    fp = fast.FastPipeline(pipe, batch_size=2, attention="math", norm="torch", options=fast.FastOptions(sampler="torch"))
+    sampler = fast.FastSampling(2, attention="math", norm="torch", options=fast.FastOptions(sampler="torch"))
+    fp = GlidePipeline(base, up, sampler=sampler)
     got = fp.generate_base(prompts, seeds, respacing="4", real_guidance=rg, start_step=2)
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(fp.upsample(got, prompts, seeds, respacing="ddim2"), want_up, atol=1e-4, rtol=1e-4)
     assert fp.describe()["fast"]["batch_size"] == 2 and fp.describe()["sampler"] == "fast"
+    assert fp.model_digests() == pipe.model_digests()  # taken before the layers were swapped
     # fixed shapes: one sampler per model, each with one step (plain, Real Guidance and padded rows alike)
-    assert sorted(k[0] for k in fp._samplers) == ["base", "upsample"]
-    assert all(len(s._runners) == 1 for s in fp._samplers.values())
+    assert sorted(k[0] for k in sampler._samplers) == ["base", "upsample"]
+    assert all(len(s._runners) == 1 for s in sampler._samplers.values())
+    # the exact pipeline's models were not touched by building the fast one
+    assert not any(isinstance(m, fast.FastAttentionBlock | fast.FastGroupNorm32) for m in pipe.base.modules())
+    assert any(isinstance(m, fast.FastAttentionBlock) for m in fp.base.modules())
+    # one FastSampling serves one pipeline: its samplers hold that pipeline's models
+    other = GlidePipeline(copy.deepcopy(pipe.base), sampler=sampler)
+    with pytest.raises(ValueError, match="another pipeline"):
+        other.generate_base(prompts[:1], seeds[:1], respacing="4")
 
 
 class _EmulatedGraph:

@@ -1,6 +1,7 @@
 """Fast GLIDE sampling: half precision, fused kernels, channels_last, CUDA graphs, torch.compile.
 
-Two pieces, each usable alone, each falling back to plain PyTorch where its fast path cannot run:
+Two pieces, each usable alone, each falling back to plain PyTorch where its fast path cannot run, and
+the sampler strategy that puts them behind :class:`~synthdata.diffusion.pipeline.GlidePipeline`:
 
 - :func:`accelerate` prepares a model in place: converts it to half precision the official way
   (:meth:`Text2ImUNet.convert_to_dtype`: norms, time embedding and output head stay float32), optionally
@@ -14,6 +15,9 @@ Two pieces, each usable alone, each falling back to plain PyTorch where its fast
   per batch, and one denoising step (model forward + the fused guidance/sampler update of
   :mod:`synthdata.kernels`) is captured in a CUDA graph whose step index lives in a device buffer, so
   one capture serves every step. On the CPU (or with ``cuda_graphs=False``) the same step runs eagerly.
+- :class:`FastSampling` is the pipeline's fast sampler (``GlidePipeline(..., sampler=FastSampling(32))``):
+  it accelerates the pipeline's models when the pipeline is built and runs each stage with one
+  :class:`FastSampler` of a fixed batch size.
 
 Noise follows the :class:`~synthdata.diffusion.sampling.NoiseSource` protocol and is drawn exactly when
 the exact loop (:func:`~synthdata.diffusion.sampling.sample_loop`) draws it, so a sample depends on its
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
@@ -34,14 +38,8 @@ from torch import Tensor, nn
 
 from synthdata.diffusion._layers import GroupNorm32, timestep_embedding
 from synthdata.diffusion.model import AttentionBlock, Text2ImUNet, TextEmbedding
-from synthdata.diffusion.pipeline import (
-    GlidePipeline,
-    _as_image,
-    _rows_by_start_step,
-    quantize_8bit,
-    upsample_noise,
-)
-from synthdata.diffusion.sampling import GeneratorNoise, NoiseSource, needs_step_noise
+from synthdata.diffusion.samplers import Stage
+from synthdata.diffusion.sampling import NoiseSource, needs_step_noise
 from synthdata.diffusion.schedule import GaussianDiffusion
 from synthdata.kernels import (
     GraphRunner,
@@ -57,8 +55,8 @@ __all__ = [
     "FastAttentionBlock",
     "FastGroupNorm32",
     "FastOptions",
-    "FastPipeline",
     "FastSampler",
+    "FastSampling",
     "accelerate",
     "restore",
     "unet_forward",
@@ -388,167 +386,82 @@ class FastSampler:
         )
 
 
-# --------------------------------------------------------------------------------------------- pipeline
-class FastPipeline:
-    """:class:`~synthdata.diffusion.pipeline.GlidePipeline` run by :class:`FastSampler`: the same
-    ``generate_base`` / ``upsample`` / ``generate`` arguments, seeds and noise, plus the ``describe`` /
-    ``model_digests`` / ``diffusion`` the generation runner needs.
+# --------------------------------------------------------------------------------------------- strategy
+class FastSampling:
+    """The fast sampler of :class:`~synthdata.diffusion.pipeline.GlidePipeline` (``sampler=FastSampling(...)``
+    or ``sampler="fast"``): the :mod:`~synthdata.diffusion.samplers` signature run by :class:`FastSampler`.
 
-    The batch size is fixed for the pipeline's life: prompts are processed in chunks of ``batch_size``
-    and a short chunk is padded, so there is one sampler per (model, respacing, guidance, method) and each
-    keeps one step shape, i.e. at most one CUDA-graph capture per model in a run. Rows with and without
-    Real Guidance may share a call (they are sampled in groups by start step).
-
-    The pipeline's models are accelerated in place. ``dtype``: ``None`` keeps the pipeline's, else the
-    models are converted (and ``pipeline.dtype`` follows). ``options.channels_last=None`` means on for a
-    half-precision model on CUDA. Model digests are taken before anything changes.
+    The batch size is fixed for the sampler's life (``None``: by the first call): the pipeline hands it
+    rows in chunks of ``batch_size`` and a short chunk is padded, so there is one :class:`FastSampler` per
+    stage (model, respacing, guidance, method) and each keeps one step shape, i.e. at most one CUDA-graph
+    capture per model. :meth:`prepare`, called by the pipeline once per model when it is built,
+    accelerates that model in place (:func:`accelerate` with ``attention`` / ``norm``); the pipeline's
+    dtype is kept. ``options.channels_last=None`` means on for a half-precision model on CUDA. One
+    instance serves one pipeline. ``progress`` is accepted and ignored.
     """
+
+    name = "fast"
 
     def __init__(
         self,
-        pipeline: Any,
+        batch_size: int | None = None,
         *,
-        batch_size: int,
-        dtype: torch.dtype | str | None = None,
         attention: str = "auto",
         norm: str = "auto",
         options: FastOptions | None = None,
     ):
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.pipeline = pipeline
-        self.batch_size = int(batch_size)
-        self._digests: dict[str, str] = dict(pipeline.model_digests())  # before any change to the models
-        dt = _DTYPES[dtype] if isinstance(dtype, str) else dtype
-        dt = pipeline.dtype if dt is None else dt
-        options = options or FastOptions()
-        cl = options.channels_last
-        half = dt != torch.float32
-        self.channels_last = (pipeline.device.type == "cuda" and half) if cl is None else bool(cl)
-        self.options = replace(options, channels_last=self.channels_last)
+        self.batch_size = None if batch_size is None else int(batch_size)
         self.attention, self.norm = attention, norm
-        for model in (pipeline.base, pipeline.upsampler):
-            if model is not None:
-                accelerate(model, dtype=dt, attention=attention, norm=norm, channels_last=self.channels_last)
-        pipeline.dtype = dt  # the models were converted in place: keep the pipeline's own record true
+        self.options = options or FastOptions()
         self._samplers: dict[tuple[str, str, float | None, str], FastSampler] = {}
 
     @property
-    def device(self) -> torch.device:
-        return self.pipeline.device
+    def channels_last(self) -> bool:
+        """Whether the models run channels_last (resolved by the first :meth:`prepare`)."""
+        return bool(self.options.channels_last)
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.pipeline.dtype
+    def prepare(self, model: Text2ImUNet) -> Text2ImUNet:
+        if self.options.channels_last is None:
+            half = model.dtype != torch.float32
+            on = next(model.parameters()).device.type == "cuda" and half
+            self.options = replace(self.options, channels_last=on)
+        return accelerate(model, attention=self.attention, norm=self.norm, channels_last=self.channels_last)
 
-    @property
-    def base(self) -> Text2ImUNet:
-        return self.pipeline.base
-
-    @property
-    def upsampler(self) -> Text2ImUNet | None:
-        return self.pipeline.upsampler
-
-    def _sampler(self, role: str, respacing: str, guidance: float | None, method: str) -> FastSampler:
-        key = (role, respacing, guidance, method)
-        if key not in self._samplers:
-            model = self.pipeline.base if role == "base" else self.pipeline.upsampler
-            self._samplers[key] = FastSampler(
-                model, self.diffusion(role, respacing), batch_size=self.batch_size, guidance_scale=guidance,
-                method=method, eta=0.0, options=self.options,  # type: ignore[arg-type]
-            )  # fmt: skip
-        return self._samplers[key]
-
-    def _chunks(self, n: int) -> list[slice]:
+    def chunks(self, n: int) -> list[slice]:
+        if self.batch_size is None:
+            self.batch_size = n
         return [slice(i, min(i + self.batch_size, n)) for i in range(0, n, self.batch_size)]
 
-    def diffusion(self, role: str, respacing: str) -> GaussianDiffusion:
-        """The pipeline's (cached) respaced diffusion of the ``base`` or ``upsample`` model."""
-        return self.pipeline.diffusion(role, respacing)
-
-    def model_digests(self) -> dict[str, str]:
-        """The pipeline's model digests, as taken before the models were accelerated."""
-        return dict(self._digests)
-
-    @torch.no_grad()
-    def generate_base(
-        self,
-        prompts: Sequence[str],
-        seeds: Sequence[int],
-        *,
-        guidance_scale: float = 3.0,
-        respacing: str = "100",
-        real_guidance: Sequence[Tensor | None] | None = None,
-        start_step: int | None = None,
-        progress: bool = False,
-    ) -> Tensor:
-        """As ``GlidePipeline.generate_base`` (``progress`` is accepted and ignored)."""
-        p, b = self.pipeline, len(prompts)
-        refs, groups = _rows_by_start_step(b, seeds, real_guidance, start_step)
-        model = p.base
-        size = model.options.image_size
-        sampler = self._sampler("base", respacing, float(guidance_scale), "ancestral")
-        diffusion = sampler.diffusion
-        out = torch.empty((b, 3, size, size), dtype=torch.float32, device=p.device)
-        uncond = model.empty_text_embedding()
-        for k, rows in groups.items():
-            if k is not None and not 1 <= k <= diffusion.num_timesteps:
-                raise ValueError(f"k={k} outside 1..{diffusion.num_timesteps}")
-            for chunk in self._chunks(len(rows)):
-                idx = rows[chunk]
-                tokens, mask = p.tokenizer.batch([prompts[r] for r in idx], model.text_ctx, device=p.device)
-                text = model.encode_text(tokens, mask).cat(uncond)
-                noise = GeneratorNoise.from_seeds([seeds[r] for r in idx])
-                if k is None:
-                    x = noise.initial((len(idx), 3, size, size), p.device)
-                    samples = sampler(x, text, noise=noise)
-                else:
-                    ref = torch.stack([_as_image(refs[r], size) for r in idx])  # type: ignore[arg-type]
-                    ref = ref.to(p.device)
-                    x = diffusion.q_sample(ref, k - 1, noise.initial(ref.shape, p.device))
-                    samples = sampler(x, text, noise=noise, start=k - 1)
-                out[idx] = samples
-        return out
-
-    @torch.no_grad()
-    def upsample(
-        self,
-        low_res: Tensor,
-        prompts: Sequence[str],
-        seeds: Sequence[int],
-        *,
-        respacing: str = "fast27",
-        temperature: float = 0.997,
-        progress: bool = False,
-    ) -> Tensor:
-        """As ``GlidePipeline.upsample`` (DDIM, eta 0, no guidance; ``progress`` ignored)."""
-        p = self.pipeline
-        if p.upsampler is None:
-            raise ValueError("this pipeline has no upsampler; build it with upsample=True")
-        if len(seeds) != len(prompts):
-            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
-        model = p.upsampler
-        size = model.options.image_size
-        sampler = self._sampler("upsample", respacing, None, "ddim")
-        out = torch.empty((len(prompts), 3, size, size), dtype=torch.float32, device=p.device)
-        low = quantize_8bit(low_res).to(p.device)
-        for chunk in self._chunks(len(prompts)):
-            idx = range(len(prompts))[chunk]
-            tokens, mask = p.tokenizer.batch([prompts[r] for r in idx], model.text_ctx, device=p.device)
-            noise = upsample_noise([seeds[r] for r in idx])
-            x = noise.initial((len(idx), 3, size, size), p.device) * temperature
-            out[chunk] = sampler(x, model.encode_text(tokens, mask), noise=noise, low_res=low[chunk])
-        return out
-
-    # GlidePipeline's own: base then upsampler through this class's generate_base / upsample
-    generate = GlidePipeline.generate
-
     def describe(self) -> dict[str, Any]:
-        """The pipeline's description (digests as before acceleration) plus ``sampler: "fast"`` and the fast
-        settings (batch size, options, channels_last, attention and norm backends)."""
-        return dict(self.pipeline.describe()) | {
-            "digests": self.model_digests(),
-            "sampler": "fast",
-            "fast": asdict(self.options)
-            | {"batch_size": self.batch_size, "attention": self.attention, "norm": self.norm},
-        }
+        """``sampler: "fast"`` and the settings (options, batch size, attention and norm backends)."""
+        settings = {"batch_size": self.batch_size, "attention": self.attention, "norm": self.norm}
+        return {"sampler": "fast", "fast": asdict(self.options) | settings}
+
+    def _sampler(self, stage: Stage) -> FastSampler:
+        sampler = self._samplers.get(stage.key)
+        if sampler is None:
+            assert self.batch_size is not None  # set by chunks() or __call__
+            sampler = self._samplers[stage.key] = FastSampler(
+                stage.model, stage.diffusion, batch_size=self.batch_size, guidance_scale=stage.guidance_scale,
+                method=stage.method, eta=stage.eta, clip_denoised=stage.clip_denoised, options=self.options,  # type: ignore[arg-type]
+            )  # fmt: skip
+        elif sampler.model is not stage.model:
+            raise ValueError("this FastSampling samples another pipeline's models; give each pipeline its own")
+        return sampler
+
+    def __call__(
+        self,
+        stage: Stage,
+        x: Tensor,
+        text: TextEmbedding,
+        *,
+        noise: NoiseSource | None = None,
+        start: int | None = None,
+        progress: bool = False,
+        **inputs: Tensor,
+    ) -> Tensor:
+        if self.batch_size is None:
+            self.batch_size = x.shape[0]
+        return self._sampler(stage)(x, text, noise=noise, start=start, **inputs)

@@ -5,6 +5,9 @@ Randomness: sample b draws all base-model noise from ``torch.Generator().manual_
 noise, or the q_sample noise for Real Guidance, then one draw per ancestral step) and all upsampler noise from
 a second generator seeded with ``item_seed(seeds[b], "upsample", stream="glide")``. Noise is drawn on the CPU
 in float32, so a sample's image does not depend on its batch or device (up to float rounding of the model).
+
+The pipeline runs the flow once for every sampler; the denoising loop of each stage is its sampler's
+(``sampler="exact"``, ``"fast"`` or a :class:`~synthdata.diffusion.samplers.Sampler`; see ``samplers.py``).
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from synthdata.diffusion.checkpoints import (
     resolve_checkpoint,
     state_dict_sha256,
 )
-from synthdata.diffusion.model import Text2ImUNet, create_model
+from synthdata.diffusion.model import Text2ImUNet, TextEmbedding, create_model
 from synthdata.diffusion.options import base_options, smoke_options, upsample_options
-from synthdata.diffusion.sampling import GeneratorNoise, model_fn_for, real_guidance_sample, sample_loop
+from synthdata.diffusion.samplers import Sampler, Stage, create_sampler
+from synthdata.diffusion.sampling import GeneratorNoise
 from synthdata.diffusion.schedule import GaussianDiffusion, create_diffusion
 from synthdata.diffusion.tokenizer import Tokenizer, get_tokenizer
 from synthdata.shards.seeding import item_seed
@@ -62,7 +66,7 @@ def smoke_model(kind: str, *, seed: int = 0) -> Text2ImUNet:
 def _rows_by_start_step(
     b: int, seeds: Sequence[int], real_guidance: Sequence[Tensor | None] | None, start_step: int | None
 ) -> tuple[list[Tensor | None], dict[int | None, list[int]]]:
-    """Check a ``generate_base`` batch of ``b`` prompts (exact and fast samplers alike); return one reference
+    """Check a ``generate_base`` batch of ``b`` prompts; return one reference
     per row (None: no Real Guidance) and the rows grouped by start step (None: from pure noise)."""
     if len(seeds) != b:
         raise ValueError(f"{b} prompts but {len(seeds)} seeds")
@@ -93,7 +97,7 @@ def _as_image(ref: Tensor, size: int) -> Tensor:
 
 def upsample_noise(seeds: Sequence[int]) -> GeneratorNoise:
     """The upsampler's noise for samples with these seeds: one generator each, seeded from the sample's seed
-    through its own ``"upsample"`` stream (the exact and the fast pipelines share this rule)."""
+    through its own ``"upsample"`` stream (the pipeline and the sampling benchmark share this rule)."""
     return GeneratorNoise.from_seeds([item_seed(int(s), "upsample", stream="glide") for s in seeds])
 
 
@@ -101,7 +105,14 @@ class GlidePipeline:
     """Text → image with GLIDE's base model and (optionally) its upsampler.
 
     ``dtype`` float32 runs everything exactly; float16/bfloat16 (on a GPU) convert the blocks as the official
-    ``convert_to_fp16`` does (the diffusion arithmetic stays float32).
+    ``convert_to_fp16`` does (the diffusion arithmetic stays float32). ``sampler``: ``"exact"`` (the reference
+    loop), ``"fast"`` (:class:`~synthdata.diffusion.fast.FastSampling` with its batch fixed by the first
+    call) or a sampler object, e.g. ``FastSampling(batch_size=32)``; it is the pipeline's for its life.
+
+    The pipeline takes ownership of the models it is given: it moves them to ``device``, converts them to
+    ``dtype`` and lets the sampler prepare them, all in place and once, here (the fast sampler swaps the
+    attention and norm layers for kernel ones; parameters and state-dict keys stay). Model digests are
+    taken before any of it. Give a second pipeline its own models (``copy.deepcopy``).
     """
 
     def __init__(
@@ -113,9 +124,11 @@ class GlidePipeline:
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
         checkpoint_files: dict[str, Path] | None = None,
+        sampler: str | Sampler = "exact",
     ):
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.dtype = dtype
+        self.sampler = create_sampler(sampler)
         self.tokenizer = tokenizer or get_tokenizer()
         self._files = dict(checkpoint_files or {})
         self._digests: dict[str, str] = {}
@@ -125,12 +138,13 @@ class GlidePipeline:
         self.base = self._prepare(base)
         self.upsampler = self._prepare(upsampler) if upsampler is not None else None
         self._diffusions: dict[tuple[str, str], GaussianDiffusion] = {}
+        log.debug("GlidePipeline: %s sampler on %s (%s)", self.sampler.name, self.device, _dtype_name(dtype))
 
     def _prepare(self, model: Text2ImUNet) -> Text2ImUNet:
         model = model.to(self.device).eval()
         if self.dtype != torch.float32:
             model.convert_to_dtype(self.dtype)
-        return model
+        return self.sampler.prepare(model)
 
     # ------------------------------------------------------------------------------------ constructors
     @classmethod
@@ -141,10 +155,11 @@ class GlidePipeline:
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
         seed: int = 0,
+        sampler: str | Sampler = "exact",
     ) -> GlidePipeline:
         """Tiny random models of the real architectures (``--smoke``); the images are noise."""
         up = smoke_model("upsample", seed=seed + 1) if upsample else None
-        return cls(smoke_model("base", seed=seed), up, device=device, dtype=dtype)
+        return cls(smoke_model("base", seed=seed), up, device=device, dtype=dtype, sampler=sampler)
 
     @classmethod
     def pretrained(
@@ -158,9 +173,10 @@ class GlidePipeline:
         upsample_checkpoint: str | os.PathLike[str] = "glide.upsample",
         download: bool = True,
         progress: bool = True,
+        sampler: str | Sampler = "exact",
     ) -> GlidePipeline:
         """The official GLIDE weights (local paths, the cache, or downloaded). ``dtype`` defaults to float16
-        on CUDA and float32 elsewhere."""
+        on CUDA and float32 elsewhere; ``sampler`` as for the constructor."""
         device = torch.device(device) if device is not None else torch.device("cpu")
         if dtype is None:
             dtype = torch.float16 if device.type == "cuda" else torch.float32
@@ -176,7 +192,7 @@ class GlidePipeline:
         if upsample:
             up = create_model(upsample_options())
             load_checkpoint(up, files["upsample"])
-        return cls(base, up, device=device, dtype=dtype, checkpoint_files=files)
+        return cls(base, up, device=device, dtype=dtype, checkpoint_files=files, sampler=sampler)
 
     # ------------------------------------------------------------------------------------ metadata
     def model_digests(self) -> dict[str, str]:
@@ -202,6 +218,16 @@ class GlidePipeline:
         return self._diffusions[key]
 
     # ------------------------------------------------------------------------------------ generation
+    def _stage(self, role: str, respacing: str, guidance_scale: float | None = None) -> Stage:
+        model = self.base if role == "base" else self.upsampler
+        assert model is not None
+        method = "ancestral" if role == "base" else "ddim"
+        return Stage(role, respacing, model, self.diffusion(role, respacing), guidance_scale, method)
+
+    def _text(self, model: Text2ImUNet, prompts: Sequence[str]) -> TextEmbedding:
+        tokens, mask = self.tokenizer.batch(prompts, model.text_ctx, device=self.device)
+        return model.encode_text(tokens, mask)
+
     @torch.no_grad()
     def generate_base(
         self,
@@ -217,33 +243,39 @@ class GlidePipeline:
         """64 px samples (B, 3, 64, 64) float32 in [-1, 1] on the pipeline device.
 
         Rows with a ``real_guidance`` image start from it noised to respaced step ``start_step - 1`` and run
-        ``start_step`` steps (Real Guidance); other rows start from pure noise.
+        ``start_step`` steps (Real Guidance); other rows start from pure noise. The text is encoded once per
+        batch; the rows of one start step go to the sampler in its :meth:`~Sampler.chunks`.
         """
         b = len(prompts)
         refs, groups = _rows_by_start_step(b, seeds, real_guidance, start_step)
-        model = self.base
-        size = model.options.image_size
-        diffusion = self.diffusion("base", respacing)
-        tokens, mask = self.tokenizer.batch(prompts, model.text_ctx, device=self.device)
-        cond = model.encode_text(tokens, mask)  # once per batch
-        uncond = model.empty_text_embedding()  # once per model
-        gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        stage = self._stage("base", respacing, float(guidance_scale))
+        cond = self._text(stage.model, prompts)  # once per batch
+        uncond = stage.model.empty_text_embedding()  # once per model
+        noise = GeneratorNoise.from_seeds(seeds)
+        size = stage.model.options.image_size
         out = torch.empty((b, 3, size, size), dtype=torch.float32, device=self.device)
         for k, rows in groups.items():
-            text_emb = cond.index(rows).cat(uncond.expand(len(rows)))
-            fn = model_fn_for(model, text_emb, guidance_scale=guidance_scale)
-            noise = GeneratorNoise([gens[r] for r in rows])
-            shape = (len(rows), 3, size, size)
-            if k is None:
-                x = noise.initial(shape, self.device)
-                samples = sample_loop(diffusion, fn, x, noise=noise, clip_denoised=True, progress=progress)
-            else:
-                ref = torch.stack([_as_image(refs[r], size) for r in rows]).to(self.device)  # type: ignore[arg-type]
-                samples = real_guidance_sample(
-                    diffusion, fn, ref, k, noise=noise, clip_denoised=True, progress=progress
-                )
-            out[rows] = samples
+            if k is not None and not 1 <= k <= stage.diffusion.num_timesteps:
+                raise ValueError(f"k={k} outside 1..{stage.diffusion.num_timesteps}")
+            for chunk in self.sampler.chunks(len(rows)):
+                idx = rows[chunk]
+                text = cond.index(idx).cat(uncond.expand(len(idx)))
+                ref = None if k is None else [refs[r] for r in idx]
+                out[idx] = self._base_rows(stage, text, noise.subset(idx), k, ref, progress)  # type: ignore[arg-type]
         return out
+
+    def _base_rows(
+        self, stage: Stage, text: TextEmbedding, noise: GeneratorNoise, k: int | None, refs: list[Tensor] | None,
+        progress: bool,
+    ) -> Tensor:  # fmt: skip
+        """One sampler call of ``generate_base``: from noise (``k`` None) or from ``refs`` noised to ``k - 1``."""
+        size = stage.model.options.image_size
+        if k is None or refs is None:
+            x = noise.initial((len(noise.generators), 3, size, size), self.device)
+            return self.sampler(stage, x, text, noise=noise, progress=progress)
+        ref = torch.stack([_as_image(r, size) for r in refs]).to(self.device)
+        x = stage.diffusion.q_sample(ref, k - 1, noise.initial(ref.shape, self.device))
+        return self.sampler(stage, x, text, noise=noise, start=k - 1, progress=progress)
 
     @torch.no_grad()
     def upsample(
@@ -260,14 +292,20 @@ class GlidePipeline:
         conditioned on ``low_res`` quantised to 8 bits and the prompts, no guidance."""
         if self.upsampler is None:
             raise ValueError("this pipeline has no upsampler; build it with upsample=True")
-        model = self.upsampler
-        size = model.options.image_size
-        diffusion = self.diffusion("upsample", respacing)
-        tokens, mask = self.tokenizer.batch(prompts, model.text_ctx, device=self.device)
-        fn = model_fn_for(model, model.encode_text(tokens, mask), low_res=quantize_8bit(low_res).to(self.device))
+        n = len(prompts)
+        if len(seeds) != n:
+            raise ValueError(f"{n} prompts but {len(seeds)} seeds")
+        stage = self._stage("upsample", respacing)
+        size = stage.model.options.image_size
+        text = self._text(stage.model, prompts)  # once per batch
+        low = quantize_8bit(low_res).to(self.device)
         noise = upsample_noise(seeds)
-        x = noise.initial((len(prompts), 3, size, size), self.device) * temperature
-        return sample_loop(diffusion, fn, x, noise=noise, method="ddim", eta=0.0, progress=progress)
+        out = torch.empty((n, 3, size, size), dtype=torch.float32, device=self.device)
+        for chunk in self.sampler.chunks(n):
+            sub = noise.subset(range(n)[chunk])
+            x = sub.initial((len(sub.generators), 3, size, size), self.device) * temperature
+            out[chunk] = self.sampler(stage, x, text.index(chunk), noise=sub, progress=progress, low_res=low[chunk])
+        return out
 
     def generate(
         self,
@@ -302,11 +340,16 @@ class GlidePipeline:
         return to_uint8(x)
 
     def describe(self) -> dict[str, Any]:
-        """Metadata for a run record: options of both models, device, dtype and digests."""
+        """Metadata for a run record: options of both models, device, dtype and digests, plus what the
+        sampler adds (the fast one: ``sampler: "fast"`` and its settings; the exact one nothing)."""
         return {
             "base_options": self.base.options.to_dict(),
             "upsample_options": self.upsampler.options.to_dict() if self.upsampler is not None else None,
             "device": str(self.device),
-            "dtype": str(self.dtype).replace("torch.", ""),
+            "dtype": _dtype_name(self.dtype),
             "digests": self.model_digests(),
-        }
+        } | self.sampler.describe()
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")

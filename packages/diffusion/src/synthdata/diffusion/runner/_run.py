@@ -84,29 +84,31 @@ def default_device() -> str:
 
 
 def build_pipeline(cfg: GenerateConfig, *, batch_size: int | None = None) -> Pipeline:
-    """The GLIDE pipeline for ``cfg``: tiny random models with ``smoke``, else the official weights; sampled
-    with :class:`synthdata.diffusion.fast.FastPipeline` when ``cfg.sampler`` asks for it or is ``auto`` on
-    CUDA. ``batch_size`` (default ``cfg.batch_size``) is the fast sampler's fixed batch: the runner passes the
-    largest batch its plan will ever form, so small runs are not padded up to ``--batch-size``."""
+    """The GLIDE pipeline for ``cfg``: tiny random models with ``smoke``, else the official weights; with
+    the fast sampler (:class:`synthdata.diffusion.fast.FastSampling`) when ``cfg.sampler`` asks for it or is
+    ``auto`` on CUDA, else the exact one. ``batch_size`` (default ``cfg.batch_size``) is the fast sampler's
+    fixed batch: the runner passes the largest batch its plan will ever form, so small runs are not padded
+    up to ``--batch-size``."""
     from synthdata.diffusion.pipeline import GlidePipeline
 
-    device = cfg.device or default_device()
+    device = torch.device(cfg.device or default_device())
     dtype = getattr(torch, cfg.dtype) if cfg.dtype else None
     upsample = cfg.size == 256
+    fast = cfg.sampler == "fast" or (cfg.sampler == "auto" and device.type == "cuda")
+    log.info("sampler: %s (--sampler %s) on %s", "fast" if fast else "exact", cfg.sampler, device)
+    sampler: Any = "exact"
+    if fast:
+        from synthdata.diffusion.fast import FastSampling
+
+        sampler = FastSampling(batch_size or cfg.batch_size)
     if cfg.smoke:
-        pipe = GlidePipeline.smoke(upsample=upsample, device=device, dtype=dtype or torch.float32)
-    else:
-        pipe = _pretrained(cfg, device, dtype, upsample)
-    fast = cfg.sampler == "fast" or (cfg.sampler == "auto" and pipe.device.type == "cuda")
-    log.info("sampler: %s (--sampler %s) on %s", "fast" if fast else "exact", cfg.sampler, pipe.device)
-    if not fast:
-        return pipe
-    from synthdata.diffusion.fast import FastPipeline
-
-    return FastPipeline(pipe, batch_size=batch_size or cfg.batch_size)
+        return GlidePipeline.smoke(upsample=upsample, device=device, dtype=dtype or torch.float32, sampler=sampler)
+    return _pretrained(cfg, device, dtype, upsample, sampler)
 
 
-def _pretrained(cfg: GenerateConfig, device: str, dtype: torch.dtype | None, upsample: bool) -> Any:
+def _pretrained(
+    cfg: GenerateConfig, device: torch.device, dtype: torch.dtype | None, upsample: bool, sampler: Any
+) -> Any:
     from synthdata.diffusion.checkpoints import CheckpointError
     from synthdata.diffusion.pipeline import GlidePipeline
 
@@ -119,6 +121,7 @@ def _pretrained(cfg: GenerateConfig, device: str, dtype: torch.dtype | None, ups
             base_checkpoint=cfg.base_checkpoint,
             upsample_checkpoint=cfg.upsample_checkpoint,
             download=cfg.download,
+            sampler=sampler,
         )
     except CheckpointError as exc:
         raise GenerateError(f"GLIDE weights: {exc} (or run with --smoke to check the install)") from exc
