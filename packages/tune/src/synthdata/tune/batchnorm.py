@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthdata.tune.data import DecodedImages, ImageSet
-from synthdata.tune.features import _usable_cpus
+from synthdata.tune.data import ImageSet, image_loader
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +103,7 @@ def calibrate_batchnorm(
         raise ValueError("the image encoder has no BatchNorm layers to calibrate")
     pool = np.arange(len(image_set)) if indices is None else np.sort(np.asarray(indices, dtype=np.int64))
     chosen = pool[calibration_indices(len(pool), max_images, seed)]
-    dataset = DecodedImages(image_set, chosen, bundle.preprocess)
-    workers = min(workers, len(dataset.units), _usable_cpus())
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    loader = image_loader(image_set, chosen, bundle.preprocess, batch_size=batch_size, workers=workers)
     pairs = [(int(i), x) for idx, xs, _ in loader for i, x in zip(idx, xs, strict=True)]
     pairs.sort(key=lambda p: p[0])  # fixed batches whatever the workers' interleaving
     images = torch.stack([x for _, x in pairs])

@@ -131,6 +131,32 @@ class DecodedImages(torch.utils.data.IterableDataset):
                 yield i, self.transform(image), label
 
 
+def image_loader(
+    image_set: ImageSet,
+    indices: Sequence[int] | None,
+    transform,
+    *,
+    batch_size: int,
+    workers: int = 0,
+    pin_memory: bool = False,
+) -> torch.utils.data.DataLoader:
+    """Batches of ``(indices, transform(images), labels)`` over the wanted samples (:class:`DecodedImages`),
+    decoded in ``workers`` DataLoader processes (at most one per work unit and per usable CPU). Batches
+    come in the workers' interleaving; callers put the samples back in index order."""
+    dataset = DecodedImages(image_set, indices, transform)
+    workers = min(workers, len(dataset.units), _usable_cpus())
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, num_workers=workers, pin_memory=pin_memory
+    )
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def is_shard_dir(path: str | os.PathLike[str]) -> bool:
     path = Path(path)
     return (path / DATASET_JSON).is_file() or any(path.glob("*.idx.json"))

@@ -26,7 +26,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from synthdata.tune._io import atomic_write_bytes
-from synthdata.tune.data import DecodedImages, ImageSet
+from synthdata.tune.data import ImageSet, image_loader
 
 log = logging.getLogger(__name__)
 
@@ -110,14 +110,9 @@ def encode_images(
     import torch.nn.functional as F
 
     model = model if model is not None else bundle.model
-    dataset = DecodedImages(image_set, indices, bundle.preprocess)
-    workers = min(workers, len(dataset.units), _usable_cpus())
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch_size,
-        num_workers=workers,
-        pin_memory=torch.device(bundle.device).type == "cuda",
-        persistent_workers=False,
+    pin = torch.device(bundle.device).type == "cuda"
+    loader = image_loader(
+        image_set, indices, bundle.preprocess, batch_size=batch_size, workers=workers, pin_memory=pin
     )
     was_training = model.training
     model.eval()
@@ -136,13 +131,6 @@ def encode_images(
         raise ValueError(f"{image_set.describe()}: no images to encode")
     perm = torch.argsort(torch.cat(order))
     return torch.cat(feats)[perm], torch.cat(labels).to(torch.int64)[perm]
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 class FeatureCache:
@@ -183,28 +171,22 @@ class FeatureCache:
         """The features of ``image_set`` (rows in ascending index order), from the cache when present."""
         start = time.perf_counter()
         sel = np.arange(len(image_set)) if indices is None else np.sort(np.asarray(indices, dtype=np.int64))
-        if self.directory is None:
-            f, y = encode_images(
-                self.bundle,
-                image_set,
-                None if indices is None else sel,
-                batch_size=self.batch_size,
-                workers=self.workers,
+        subset = None if indices is None else sel
+
+        def encode() -> tuple[torch.Tensor, torch.Tensor]:
+            return encode_images(
+                self.bundle, image_set, subset, batch_size=self.batch_size, workers=self.workers
             )
-            return Features(f, y, sel, "off", time.perf_counter() - start)
-        key, description = self.key(image_set, None if indices is None else sel)
+
+        if self.directory is None:
+            return Features(*encode(), sel, "off", time.perf_counter() - start)
+        key, description = self.key(image_set, subset)
         path = self.path(key)
         loaded = self._load(path, key, len(sel))
         if loaded is not None:
             log.info("feature cache hit: %s (%s, %d images)", path.name, image_set.describe(), len(sel))
             return Features(*loaded, sel, "hit", time.perf_counter() - start, key)
-        f, y = encode_images(
-            self.bundle,
-            image_set,
-            None if indices is None else sel,
-            batch_size=self.batch_size,
-            workers=self.workers,
-        )
+        f, y = encode()
         metadata = {
             "key": key,
             "description": json.dumps(description, sort_keys=True),
