@@ -1,23 +1,27 @@
-"""One tuning run, end to end: zero-shot head, features, training, evaluation, WiSE-FT, outputs."""
+"""One tuning run, end to end: :func:`run_tuning` checks its inputs (:func:`check_inputs`), then
+:func:`prepare` (model, zero-shot head, features, checkpoint) → :meth:`TuningRun.train` →
+:meth:`TuningRun.evaluate` (tuned head, WiSE-FT) → :meth:`TuningRun.write`, the whole run inside
+:func:`synthdata.shards.atomic.removed_on_failure`."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import logging
-import os
-import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from safetensors.torch import save as save_tensors
 
-from synthdata.shards.atomic import first_missing_dir, holds_a_file
+from synthdata.shards.atomic import removed_on_failure
 from synthdata.tune._io import append_jsonl, atomic_write_bytes, atomic_write_json, write_jsonl
 from synthdata.tune.batchnorm import (
     batchnorm_state,
@@ -27,40 +31,48 @@ from synthdata.tune.batchnorm import (
 )
 from synthdata.tune.checkpoint import Checkpoint
 from synthdata.tune.config import TuneConfig
-from synthdata.tune.data import DataError, ImageSet, load_image_set, sample_few_shot
+from synthdata.tune.data import ImageSet
 from synthdata.tune.evaluate import Evaluation, evaluate_logits, save_confusion_png
-from synthdata.tune.features import FeatureCache, encode_images
-from synthdata.tune.head import interpolate_state, save_head, wise_head, zeroshot_head
+from synthdata.tune.features import FeatureCache, Features, encode_images
+from synthdata.tune.head import ClassifierHead, interpolate_state, save_head, wise_head, zeroshot_head
+from synthdata.tune.inputs import Inputs, PathLike, check_inputs
+from synthdata.tune.outputs import (
+    BATCHNORM_FILE,
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    CONFUSION_FILE,
+    ENCODER_FILE,
+    HEAD_FILE,
+    RESULT_SCHEMA,
+    RESULTS_FILE,
+    TRAIN_LOG_FILE,
+    ZEROSHOT_HEAD_FILE,
+    config_json,
+    data_summary,
+    output_files,
+    scores_record,
+    training_record,
+)
 from synthdata.tune.train import finetune_end_to_end, train_head_on_features
+
+if TYPE_CHECKING:
+    from synthdata.clip import ClipBundle
+
+__all__ = [
+    "RESULTS_FILE",
+    "Inputs",
+    "Scores",
+    "Trained",
+    "TuningRun",
+    "check_inputs",
+    "prepare",
+    "run_tuning",
+]
 
 log = logging.getLogger(__name__)
 
-RESULT_SCHEMA = "synthdata.tune-result/1"
-RESULTS_FILE = "results.jsonl"
-CONFIG_FILE = "config.json"
-TRAIN_LOG_FILE = "train_log.jsonl"
-HEAD_FILE = "head.safetensors"
-ZEROSHOT_HEAD_FILE = "zeroshot_head.safetensors"
-ENCODER_FILE = "encoder.safetensors"
-CONFUSION_FILE = "confusion.png"
-CHECKPOINT_FILE = "checkpoint.pt"
-BATCHNORM_FILE = "batchnorm.safetensors"
-
 # Settings that do not change the trained weights, so a run may resume with other values for them.
 _NOT_IN_RUN_ID = ("device", "wise_alphas", "feature_batch_size", "workers", "use_cache")
-
-
-def _round(x: float | None, nd: int = 6) -> float | None:
-    return None if x is None else round(float(x), nd)
-
-
-def _eval_json(ev: Evaluation) -> dict[str, Any]:
-    return {
-        "top1": _round(ev.top1),
-        "mean_per_class": _round(ev.mean_per_class),
-        "per_class": [_round(v) for v in ev.per_class],
-        "count": ev.count,
-    }
 
 
 def run_tuning(
@@ -68,12 +80,12 @@ def run_tuning(
     *,
     classnames: Sequence[str],
     templates: Sequence[str],
-    eval_data: str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    train: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = (),
-    few_shot: str | os.PathLike[str] | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    bundle=None,
+    eval_data: PathLike,
+    out: PathLike,
+    train: PathLike | Sequence[PathLike] = (),
+    few_shot: PathLike | None = None,
+    cache_dir: PathLike | None = None,
+    bundle: ClipBundle | None = None,
     resume: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> dict[str, Any]:
@@ -87,271 +99,284 @@ def run_tuning(
     with ``resume`` (default) a run with the same settings, data, classes and model continues from it (and
     one that finished only re-evaluates), ``resume=False`` discards it. ``on_epoch(row)`` is called after
     each epoch with its log row. Returns the result record appended to ``out/results.jsonl``.
+
+    Every input is checked before ``out`` is created; a run that fails afterwards removes the directories
+    it created when they hold no file (nothing cached, no epoch finished).
     """
-    from synthdata.clip import load_clip, logit_scale, zeroshot_weights
+    started = time.perf_counter()
+    with removed_on_failure(out):
+        inputs = check_inputs(
+            cfg,
+            classnames=classnames,
+            templates=templates,
+            eval_data=eval_data,
+            out=out,
+            train=train,
+            few_shot=few_shot,
+            cache_dir=cache_dir,
+        )
+        with prepare(cfg, inputs, bundle=bundle, resume=resume) as run:
+            trained = run.train(on_epoch)
+            return run.write(trained, run.evaluate(trained), started=started)
 
-    t_start = time.perf_counter()
+
+@dataclass(slots=True)
+class CachedFeatures:
+    """The frozen encoder's features (``encoder``: its weights' digest) of the test set, with the zero-shot
+    head's logits and scores on it, and of the training sets: ``syn = (features, labels, zero-shot logits)``
+    (the distillation teacher) and ``real = (features, labels)`` (frozen encoder only). ``use`` says per
+    set whether the cache was hit, missed or off."""
+
+    encoder: str
+    eval: Features
+    zs_logits: torch.Tensor
+    zs_eval: Evaluation
+    syn: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
+    real: tuple[torch.Tensor, torch.Tensor] | None
+    use: dict[str, str]
+
+    @property
+    def syn_teacher(self) -> torch.Tensor | None:
+        return self.syn[2] if self.syn is not None else None
+
+
+@dataclass(slots=True)
+class Trained:
+    """The tuned head (on the CPU, eval mode), one log row per epoch, and with end-to-end fine-tuning the
+    image encoder's weights before (``frozen_encoder``) and after (``tuned_encoder``) training."""
+
+    head: ClassifierHead
+    log: list[dict]
+    frozen_encoder: dict[str, torch.Tensor] | None = None
+    tuned_encoder: dict[str, torch.Tensor] | None = None
+
+
+@dataclass(slots=True)
+class Scores:
+    """The tuned head on the test set, and WiSE-FT's top-1 by mixing coefficient (``str(alpha)``)."""
+
+    tuned: Evaluation
+    wise: dict[str, float]
+
+    @property
+    def best_alpha(self) -> str:
+        """The best WiSE-FT mix; of equal ones, the nearest to 0.5."""
+        return max(self.wise, key=lambda a: (self.wise[a], -abs(float(a) - 0.5)))
+
+
+@contextlib.contextmanager
+def prepare(
+    cfg: TuneConfig, inputs: Inputs, *, bundle: ClipBundle | None = None, resume: bool = True
+) -> Iterator[TuningRun]:
+    """Load the model (unless ``bundle`` is given) and its zero-shot head; then, every input checked,
+    create ``inputs.out``, estimate a random encoder's BatchNorm statistics, compute (or load) the
+    features, score the zero-shot head on the test set and open the checkpoint (``resume=False``:
+    discard it and the training log; another run's checkpoint raises
+    :class:`~synthdata.tune.checkpoint.ResumeError`).
+
+    Yields the prepared :class:`TuningRun`. Leaving the block puts estimated BatchNorm statistics back
+    to the placeholders they replaced, so a caller's ``bundle`` comes back as it was.
+    """
     timings: dict[str, float] = {}
-    classnames, templates = list(classnames), list(templates)
-    num_classes = len(classnames)
-    if num_classes < 2:
-        raise DataError(f"need at least 2 classes, got {num_classes}")
-    train = [Path(train)] if isinstance(train, (str, os.PathLike)) else [Path(t) for t in train]
-    if not train and few_shot is None:
-        raise DataError("nothing to train on: give synthetic shards (--train) and/or real few-shot data")
-    if (few_shot is None) != (cfg.shots is None):
-        raise DataError("few-shot training needs both the real data (--few-shot DIR) and --shots K")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise DataError(f"--out {out} exists and is not a directory; choose another")
-    cache_root = (
-        (Path(cache_dir) if cache_dir is not None else out / "feature_cache") if cfg.use_cache else None
-    )
-
-    # Data first: a bad path or class mismatch should fail before a model is loaded.
-    syn_set = load_image_set(train, num_classes) if train else None
-    eval_set = load_image_set(eval_data, num_classes)
-    real_set: ImageSet | None = None
-    real_idx = None
-    if few_shot is not None:
-        assert cfg.shots is not None
-        real_set = load_image_set(few_shot, num_classes)
-        real_idx = sample_few_shot(real_set.labels, cfg.shots, cfg.seed, num_classes)
-
     t = time.perf_counter()
     if bundle is None:
+        from synthdata.clip import load_clip
+
         bundle = load_clip(
             cfg.model, cfg.pretrained, device=cfg.device, precision=cfg.precision, seed=cfg.seed
         )
-    scale = logit_scale(bundle)
-    zs_head = zeroshot_head(zeroshot_weights(bundle, classnames, templates), scale).eval()
+    scale, zs_head = _zeroshot_head(bundle, inputs)
     timings["load_model_s"] = time.perf_counter() - t
-
     # A random encoder's BatchNorm layers hold placeholder statistics that collapse its features; estimate
-    # them from the training images first (a caller's bundle gets its own statistics back at the end).
-    bn_info = None
-    calibrate = cfg.bn_calibration > 0 and has_placeholder_statistics(bundle.model.visual)
-    bn_original = batchnorm_state(bundle.model.visual) if calibrate else None
+    # them from the training images first.
+    visual = bundle.model.visual
+    calibrate = cfg.bn_calibration > 0 and has_placeholder_statistics(visual)
+    placeholders = batchnorm_state(visual) if calibrate else None
     # Only now, with the data checked and the model loaded: a bad input leaves no --out behind.
-    created = first_missing_dir(out)
-    out.mkdir(parents=True, exist_ok=True)
+    inputs.out.mkdir(parents=True, exist_ok=True)
     try:
-        if calibrate:
-            t = time.perf_counter()
-            calib_set, calib_idx = (syn_set, None) if syn_set is not None else (real_set, real_idx)
-            assert calib_set is not None
-            bn_info = calibrate_batchnorm(
-                bundle,
-                calib_set,
-                calib_idx,
-                max_images=cfg.bn_calibration,
-                seed=cfg.seed,
-                batch_size=cfg.feature_batch_size,
-                workers=cfg.workers,
-            )
-            stats = batchnorm_state(bundle.model.visual)
-            atomic_write_bytes(
-                out / BATCHNORM_FILE, save_tensors(stats, metadata={"kind": "batchnorm-statistics"})
-            )
-            timings["bn_calibration_s"] = time.perf_counter() - t
+        bn_info = _calibrate_batchnorm(cfg, inputs, bundle, timings) if calibrate else None
+        features = _cached_features(cfg, inputs, bundle, zs_head, timings)
+        run_id = _run_id(cfg, bundle, features.encoder, inputs)
+        checkpoint, resumed_from = _open_checkpoint(inputs.out, run_id, resume=resume)
+        yield TuningRun(
+            cfg, inputs, bundle, scale, zs_head, features, bn_info, checkpoint, resumed_from, timings
+        )
+    finally:
+        if placeholders is not None:
+            load_batchnorm_state(visual, placeholders)
 
-        cache = FeatureCache(bundle, cache_root, batch_size=cfg.feature_batch_size, workers=cfg.workers)
-        cache_use: dict[str, str] = {}
 
-        # 1. The zero-shot head on the real test set, before anything is trained.
-        ev_feats = cache.get(eval_set)
-        cache_use["eval"], timings["features_eval_s"] = ev_feats.cache, ev_feats.seconds
-        with torch.no_grad():
-            zs_logits_eval = zs_head(ev_feats.features)
-        zs_eval = evaluate_logits(zs_logits_eval, ev_feats.labels, num_classes)
-        log.info("zero-shot head: top-1 %.4f on %d test images", zs_eval.top1, zs_eval.count)
+@dataclass(slots=True)
+class TuningRun:
+    """A prepared run (see :func:`prepare`): its inputs, the model and zero-shot head, the cached features,
+    the BatchNorm estimate (``bn_info``, None when none was needed), the checkpoint with the epoch it
+    resumes from, and the seconds each phase took."""
 
-        # 2. Training features (and the zero-shot head's logits on them, the distillation teacher).
-        syn = real = None
-        syn_teacher = None
-        if syn_set is not None:
-            f = cache.get(syn_set)
-            cache_use["train"], timings["features_train_s"] = f.cache, f.seconds
-            with torch.no_grad():
-                syn_teacher = zs_head(f.features)
-            syn = (f.features, f.labels, syn_teacher)
-        if real_set is not None and not cfg.finetune:
-            f = cache.get(real_set, real_idx)
-            cache_use["real"], timings["features_real_s"] = f.cache, f.seconds
-            real = (f.features, f.labels)
+    cfg: TuneConfig
+    inputs: Inputs
+    bundle: ClipBundle
+    logit_scale: float
+    zs_head: ClassifierHead
+    features: CachedFeatures
+    bn_info: dict[str, Any] | None
+    checkpoint: Checkpoint
+    resumed_from: int
+    timings: dict[str, float]
 
-        # 3. Train, resuming from the checkpoint of an interrupted run with the same identity.
-        head = copy.deepcopy(zs_head)
-        run_id = _run_id(cfg, bundle, cache.encoder, classnames, templates, syn_set, real_set, real_idx)
-        checkpoint = Checkpoint(out / CHECKPOINT_FILE, run_id)
-        if not resume:
-            checkpoint.discard()
-            (out / TRAIN_LOG_FILE).unlink(missing_ok=True)
-        resumed_from = 0
-        if checkpoint.path.is_file():
-            state = checkpoint.load()
-            resumed_from = int(state["epoch"]) if state is not None else 0
+    def train(self, on_epoch: Callable[[dict], None] | None = None) -> Trained:
+        """Tune a copy of the zero-shot head on the cached features (``cfg.finetune``: with the image
+        encoder, end to end), continuing from the checkpoint. Each epoch's row is appended to the
+        training log and passed to ``on_epoch``; at the end the log is rewritten whole."""
+        log_path = self.inputs.out / TRAIN_LOG_FILE
 
         def epoch_done(row: dict) -> None:
-            append_jsonl(out / TRAIN_LOG_FILE, row)
+            append_jsonl(log_path, row)
             if on_epoch is not None:
                 on_epoch(row)
 
+        head = copy.deepcopy(self.zs_head)
         t = time.perf_counter()
-        zs_visual_state = None
-        if cfg.finetune:
-            zs_visual_state = {k: v.detach().clone() for k, v in bundle.model.visual.state_dict().items()}
-            real_images = real_labels = None
-            if real_set is not None:
-                pairs = [(im, y) for _, im, y in real_set.iter_images(real_idx)]
-                real_images = [im for im, _ in pairs]
-                real_labels = torch.as_tensor([y for _, y in pairs], dtype=torch.int64)
-            train_log = finetune_end_to_end(
-                bundle,
+        if self.cfg.finetune:
+            trained = self._finetune(head, epoch_done)
+        else:
+            rows = train_head_on_features(
                 head,
-                cfg,
-                syn_set=syn_set,
-                syn_teacher=syn_teacher,
+                self.cfg,
+                syn=self.features.syn,
+                real=self.features.real,
+                device=self.bundle.device,
+                checkpoint=self.checkpoint,
+                on_epoch=epoch_done,
+            )
+            trained = Trained(head, rows)
+        write_jsonl(log_path, trained.log)
+        self.timings["train_s"] = time.perf_counter() - t
+        trained.head = head.cpu().eval()
+        return trained
+
+    def _finetune(self, head: ClassifierHead, on_epoch: Callable[[dict], None]) -> Trained:
+        inputs, visual = self.inputs, self.bundle.model.visual
+        frozen = _state_copy(visual)
+        real_images = real_labels = None
+        if inputs.real_set is not None:
+            pairs = [(im, y) for _, im, y in inputs.real_set.iter_images(inputs.real_idx)]
+            real_images = [im for im, _ in pairs]
+            real_labels = torch.as_tensor([y for _, y in pairs], dtype=torch.int64)
+        try:
+            rows = finetune_end_to_end(
+                self.bundle,
+                head,
+                self.cfg,
+                syn_set=inputs.syn_set,
+                syn_teacher=self.features.syn_teacher,
                 real_images=real_images,
                 real_labels=real_labels,
-                checkpoint=checkpoint,
-                on_epoch=epoch_done,
+                checkpoint=self.checkpoint,
+                on_epoch=on_epoch,
             )
-        else:
-            train_log = train_head_on_features(
-                head,
-                cfg,
-                syn=syn,
-                real=real,
-                device=bundle.device,
-                checkpoint=checkpoint,
-                on_epoch=epoch_done,
-            )
-        write_jsonl(out / TRAIN_LOG_FILE, train_log)
-        timings["train_s"] = time.perf_counter() - t
-        head = head.cpu().eval()
+            tuned = _state_copy(visual)
+        finally:
+            # The bundle (perhaps the caller's) gets its frozen weights back, even from a failed run.
+            visual.load_state_dict(frozen)
+        return Trained(head, rows, frozen, tuned)
 
-        # 4. Evaluate the tuned head and the WiSE-FT sweep between the zero-shot and tuned weights.
+    def evaluate(self, trained: Trained) -> Scores:
+        """The tuned head on the test set and the WiSE-FT sweep between the zero-shot and tuned weights
+        (``cfg.finetune``: the encoder's too, the test set encoded again for every mix)."""
         t = time.perf_counter()
-        wise: dict[str, float] = {}
-        if cfg.finetune:
-            assert zs_visual_state is not None
-            tuned_visual_state = {k: v.detach().clone() for k, v in bundle.model.visual.state_dict().items()}
-            tuned_feats, _ = encode_images(
-                bundle, eval_set, batch_size=cfg.feature_batch_size, workers=cfg.workers
-            )
-            with torch.no_grad():
-                tuned_eval = evaluate_logits(head(tuned_feats), ev_feats.labels, num_classes)
-            for alpha in cfg.wise_alphas:
-                if alpha in (0.0, 1.0):
-                    wise[str(alpha)] = zs_eval.top1 if alpha == 0.0 else tuned_eval.top1
-                    continue
-                bundle.model.visual.load_state_dict(
-                    interpolate_state(zs_visual_state, tuned_visual_state, alpha)
-                )
-                feats, _ = encode_images(
-                    bundle, eval_set, batch_size=cfg.feature_batch_size, workers=cfg.workers
-                )
-                with torch.no_grad():
-                    wise[str(alpha)] = evaluate_logits(
-                        wise_head(zs_head, head, alpha)(feats), ev_feats.labels, num_classes
-                    ).top1
-            # The bundle (perhaps the caller's) gets its frozen weights back; the tuned ones go to ENCODER_FILE.
-            bundle.model.visual.load_state_dict(zs_visual_state)
-        else:
-            with torch.no_grad():
-                tuned_logits = head(ev_feats.features)
-            tuned_eval = evaluate_logits(tuned_logits, ev_feats.labels, num_classes)
-            for alpha in cfg.wise_alphas:
-                # The head is linear in its weights, so interpolating the logits is interpolating the weights.
-                with torch.no_grad():
-                    logits = (
-                        torch.lerp(zs_logits_eval, tuned_logits, alpha)
-                        if 0 < alpha < 1
-                        else (zs_logits_eval if alpha == 0 else tuned_logits)
-                    )
-                wise[str(alpha)] = evaluate_logits(logits, ev_feats.labels, num_classes).top1
-        timings["eval_s"] = time.perf_counter() - t
-        best_alpha = max(wise, key=lambda a: (wise[a], -abs(float(a) - 0.5)))
+        scores = self._finetuned_scores(trained) if self.cfg.finetune else self._frozen_scores(trained.head)
+        self.timings["eval_s"] = time.perf_counter() - t
+        best = scores.best_alpha
         log.info(
             "tuned head: top-1 %.4f (zero-shot %.4f); WiSE-FT best alpha %s: %.4f",
-            tuned_eval.top1,
-            zs_eval.top1,
-            best_alpha,
-            wise[best_alpha],
+            scores.tuned.top1,
+            self.features.zs_eval.top1,
+            best,
+            scores.wise[best],
         )
+        return scores
 
-        # 5. Outputs.
-        meta = {"model": bundle.name, "pretrained": str(bundle.pretrained), "logit_scale": f"{scale:.6f}"}
-        save_head(
-            zs_head, out / ZEROSHOT_HEAD_FILE, classnames=classnames, extra={**meta, "kind": "zero-shot"}
+    def _frozen_scores(self, head: ClassifierHead) -> Scores:
+        f, num_classes = self.features, self.inputs.num_classes
+        with torch.no_grad():
+            tuned_logits = head(f.eval.features)
+        tuned = evaluate_logits(tuned_logits, f.eval.labels, num_classes)
+        wise: dict[str, float] = {}
+        for alpha in self.cfg.wise_alphas:
+            # The head is linear in its weights, so interpolating the logits is interpolating the weights.
+            with torch.no_grad():
+                logits = (
+                    torch.lerp(f.zs_logits, tuned_logits, alpha)
+                    if 0 < alpha < 1
+                    else (f.zs_logits if alpha == 0 else tuned_logits)
+                )
+            wise[str(alpha)] = evaluate_logits(logits, f.eval.labels, num_classes).top1
+        return Scores(tuned, wise)
+
+    def _finetuned_scores(self, trained: Trained) -> Scores:
+        frozen, tuned_state = trained.frozen_encoder, trained.tuned_encoder
+        assert frozen is not None and tuned_state is not None
+        labels, num_classes = self.features.eval.labels, self.inputs.num_classes
+        try:
+            with torch.no_grad():
+                tuned = evaluate_logits(trained.head(self._eval_features(tuned_state)), labels, num_classes)
+            wise: dict[str, float] = {}
+            for alpha in self.cfg.wise_alphas:
+                if alpha in (0.0, 1.0):
+                    wise[str(alpha)] = self.features.zs_eval.top1 if alpha == 0.0 else tuned.top1
+                    continue
+                feats = self._eval_features(interpolate_state(frozen, tuned_state, alpha))
+                with torch.no_grad():
+                    logits = wise_head(self.zs_head, trained.head, alpha)(feats)
+                wise[str(alpha)] = evaluate_logits(logits, labels, num_classes).top1
+        finally:
+            self.bundle.model.visual.load_state_dict(frozen)
+        return Scores(tuned, wise)
+
+    def _eval_features(self, visual_state: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The test set's features under the image encoder weights ``visual_state`` (left loaded)."""
+        self.bundle.model.visual.load_state_dict(visual_state)
+        feats, _ = encode_images(
+            self.bundle,
+            self.inputs.eval_set,
+            batch_size=self.cfg.feature_batch_size,
+            workers=self.cfg.workers,
         )
-        save_head(
-            head,
-            out / HEAD_FILE,
-            classnames=classnames,
-            extra={**meta, "kind": "finetuned" if cfg.finetune else "tuned"},
-        )
-        files = {
-            "head": HEAD_FILE,
-            "zeroshot_head": ZEROSHOT_HEAD_FILE,
-            "confusion": CONFUSION_FILE,
-            "config": CONFIG_FILE,
-            "train_log": TRAIN_LOG_FILE,
-            "checkpoint": CHECKPOINT_FILE,
+        return feats
+
+    def write(self, trained: Trained, scores: Scores, *, started: float) -> dict[str, Any]:
+        """Write the heads, the tuned encoder (``cfg.finetune``), the confusion matrix and ``config.json``,
+        then append the run's record (``started``: its start, for ``timings.total_s``) to the results
+        file and return it."""
+        cfg, inputs, bundle, out = self.cfg, self.inputs, self.bundle, self.inputs.out
+        meta = {
+            "model": bundle.name,
+            "pretrained": str(bundle.pretrained),
+            "logit_scale": f"{self.logit_scale:.6f}",
         }
-        if cfg.finetune:
-            state = {k: v.detach().cpu().contiguous() for k, v in tuned_visual_state.items()}
+        kind = "finetuned" if cfg.finetune else "tuned"
+        save_head(
+            self.zs_head,
+            out / ZEROSHOT_HEAD_FILE,
+            classnames=inputs.classnames,
+            extra={**meta, "kind": "zero-shot"},
+        )
+        save_head(trained.head, out / HEAD_FILE, classnames=inputs.classnames, extra={**meta, "kind": kind})
+        if trained.tuned_encoder is not None:
+            state = {k: v.detach().cpu().contiguous() for k, v in trained.tuned_encoder.items()}
             atomic_write_bytes(
                 out / ENCODER_FILE, save_tensors(state, metadata={**meta, "kind": "image-encoder"})
             )
-            files["encoder"] = ENCODER_FILE
-        if bn_info is not None:
-            files["batchnorm"] = BATCHNORM_FILE
         save_confusion_png(
-            tuned_eval.confusion,
-            classnames,
+            scores.tuned.confusion,
+            inputs.classnames,
             out / CONFUSION_FILE,
-            title=f"{bundle.name} tuned head: top-1 {100 * tuned_eval.top1:.2f}%",
+            title=f"{bundle.name} tuned head: top-1 {100 * scores.tuned.top1:.2f}%",
         )
-        data = {
-            "train": None
-            if syn_set is None
-            else {
-                "sources": [str(p) for p in syn_set.roots],
-                "samples": len(syn_set),
-                "class_counts": syn_set.class_counts(num_classes),
-                "fingerprint": syn_set.fingerprint(),
-            },
-            "few_shot": None
-            if real_set is None
-            else {
-                "source": str(real_set.roots[0]),
-                "kind": real_set.kind,
-                "shots": cfg.shots,
-                "seed": cfg.seed,
-                "samples": len(real_idx),
-                "available": len(real_set),
-                "fingerprint": real_set.fingerprint(),
-            },
-            "eval": {
-                "source": str(eval_set.roots[0]),
-                "kind": eval_set.kind,
-                "samples": len(eval_set),
-                "fingerprint": eval_set.fingerprint(),
-            },
-        }
-        atomic_write_json(
-            out / CONFIG_FILE,
-            {
-                "config": cfg.to_json(),
-                "classnames": classnames,
-                "templates": templates,
-                "data": data,
-                "cache_dir": str(cache_root) if cache_root else None,
-            },
-        )
-        timings["total_s"] = time.perf_counter() - t_start
+        data = data_summary(cfg, inputs)
+        atomic_write_json(out / CONFIG_FILE, config_json(cfg, inputs, data))
+        self.timings["total_s"] = time.perf_counter() - started
         record: dict[str, Any] = {
             "schema": RESULT_SCHEMA,
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -359,53 +384,117 @@ def run_tuning(
             "mode": "finetune" if cfg.finetune else "frozen",
             "model": bundle.name,
             "pretrained": str(bundle.pretrained),
-            "classes": classnames,
-            "num_templates": len(templates),
-            "zeroshot_top1": _round(zs_eval.top1),
-            "top1": _round(tuned_eval.top1),
-            "mean_per_class": _round(tuned_eval.mean_per_class),
-            "per_class_accuracy": [_round(v) for v in tuned_eval.per_class],
-            "zeroshot_per_class_accuracy": [_round(v) for v in zs_eval.per_class],
-            "confusion": tuned_eval.confusion.tolist(),
-            "wise_ft": {a: _round(v) for a, v in wise.items()},
-            "wise_ft_best": {"alpha": float(best_alpha), "top1": _round(wise[best_alpha])},
-            "steps": train_log[-1]["step"] if train_log else 0,
-            "resumed_from_epoch": resumed_from,
-            "run_id": run_id,
-            "final_train_loss": _round(train_log[-1]["loss"]) if train_log else None,
-            "feature_cache": cache_use,
-            "bn_calibration": bn_info,
-            "timings": {k: round(v, 3) for k, v in timings.items()},
+            "classes": inputs.classnames,
+            "num_templates": len(inputs.templates),
+            **scores_record(self.features.zs_eval, scores.tuned, scores.wise, scores.best_alpha),
+            **training_record(trained.log, resumed_from=self.resumed_from, run_id=self.checkpoint.run_id),
+            "feature_cache": self.features.use,
+            "bn_calibration": self.bn_info,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "data": data,
             "config": cfg.to_json(),
-            "files": files,
+            "files": output_files(finetune=cfg.finetune, batchnorm=self.bn_info is not None),
         }
         append_jsonl(out / RESULTS_FILE, record)
         return record
-    except BaseException:
-        # A directory this run created and left without a file (no features cached, no epoch finished)
-        # goes again; anything in it is kept for the rerun, and a directory that existed is never removed.
-        if created is not None and not holds_a_file(created):
-            shutil.rmtree(created, ignore_errors=True)
-        raise
-    finally:
-        if bn_original is not None:
-            load_batchnorm_state(bundle.model.visual, bn_original)
 
 
-def _run_id(cfg, bundle, encoder, classnames, templates, syn_set, real_set, real_idx) -> str:
+def _zeroshot_head(bundle: ClipBundle, inputs: Inputs) -> tuple[float, ClassifierHead]:
+    """CLIP's logit scale and the zero-shot head from the class names and templates."""
+    from synthdata.clip import logit_scale, zeroshot_weights
+
+    scale = logit_scale(bundle)
+    return scale, zeroshot_head(zeroshot_weights(bundle, inputs.classnames, inputs.templates), scale).eval()
+
+
+def _calibrate_batchnorm(
+    cfg: TuneConfig, inputs: Inputs, bundle: ClipBundle, timings: dict[str, float]
+) -> dict[str, Any]:
+    """Estimate the encoder's BatchNorm statistics from the synthetic images (else the few-shot ones) and
+    save them to the output directory."""
+    t = time.perf_counter()
+    image_set, indices = (
+        (inputs.syn_set, None) if inputs.syn_set is not None else (inputs.real_set, inputs.real_idx)
+    )
+    assert image_set is not None
+    info = calibrate_batchnorm(
+        bundle,
+        image_set,
+        indices,
+        max_images=cfg.bn_calibration,
+        seed=cfg.seed,
+        batch_size=cfg.feature_batch_size,
+        workers=cfg.workers,
+    )
+    stats = batchnorm_state(bundle.model.visual)
+    atomic_write_bytes(
+        inputs.out / BATCHNORM_FILE, save_tensors(stats, metadata={"kind": "batchnorm-statistics"})
+    )
+    timings["bn_calibration_s"] = time.perf_counter() - t
+    return info
+
+
+def _cached_features(
+    cfg: TuneConfig, inputs: Inputs, bundle: ClipBundle, zs_head: ClassifierHead, timings: dict[str, float]
+) -> CachedFeatures:
+    """The test set's features and the zero-shot head's scores on them (before anything is trained), then
+    the training features (the few-shot ones only for a frozen encoder; fine-tuning encodes its images
+    every step)."""
+    cache = FeatureCache(bundle, inputs.cache_root, batch_size=cfg.feature_batch_size, workers=cfg.workers)
+    use: dict[str, str] = {}
+
+    def get(name: str, image_set: ImageSet, indices: np.ndarray | None = None) -> Features:
+        f = cache.get(image_set, indices)
+        use[name], timings[f"features_{name}_s"] = f.cache, f.seconds
+        return f
+
+    ev = get("eval", inputs.eval_set)
+    with torch.no_grad():
+        zs_logits = zs_head(ev.features)
+    zs_eval = evaluate_logits(zs_logits, ev.labels, inputs.num_classes)
+    log.info("zero-shot head: top-1 %.4f on %d test images", zs_eval.top1, zs_eval.count)
+    syn = real = None
+    if inputs.syn_set is not None:
+        f = get("train", inputs.syn_set)
+        with torch.no_grad():
+            syn = (f.features, f.labels, zs_head(f.features))
+    if inputs.real_set is not None and not cfg.finetune:
+        f = get("real", inputs.real_set, inputs.real_idx)
+        real = (f.features, f.labels)
+    return CachedFeatures(cache.encoder, ev, zs_logits, zs_eval, syn, real, use)
+
+
+def _open_checkpoint(out: Path, run_id: str, *, resume: bool) -> tuple[Checkpoint, int]:
+    """The run's checkpoint and the epoch it resumes from (0: none). ``resume=False`` discards the
+    checkpoint and training log first; a checkpoint of another run raises ``ResumeError`` here, before
+    any training."""
+    checkpoint = Checkpoint(out / CHECKPOINT_FILE, run_id)
+    if not resume:
+        checkpoint.discard()
+        (out / TRAIN_LOG_FILE).unlink(missing_ok=True)
+    state = checkpoint.load()
+    return checkpoint, int(state["epoch"]) if state is not None else 0
+
+
+def _run_id(cfg: TuneConfig, bundle: ClipBundle, encoder: str, inputs: Inputs) -> str:
     """sha256 over everything that decides the trained weights (see :class:`Checkpoint`)."""
     config = {k: v for k, v in cfg.to_json().items() if k not in _NOT_IN_RUN_ID}
+    syn_set, real_set, real_idx = inputs.syn_set, inputs.real_set, inputs.real_idx
     identity = {
         "config": config,
         "model": bundle.name,
         "pretrained": str(bundle.pretrained),
         "dtype": str(bundle.dtype),
         "encoder_sha256": encoder,
-        "classnames": list(classnames),
-        "templates": list(templates),
+        "classnames": list(inputs.classnames),
+        "templates": list(inputs.templates),
         "train": syn_set.fingerprint() if syn_set is not None else None,
         "few_shot": real_set.fingerprint() if real_set is not None else None,
         "few_shot_indices": [int(i) for i in real_idx] if real_idx is not None else None,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def _state_copy(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Detached copies of ``module``'s state dict (same devices)."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
