@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import print_table, write_results
+from _common import print_table, write_json, write_results
 
 from synthdata.clip import DEFAULT_TEMPLATES, ClipBundle, load_clip
 from synthdata.filter import score_shards
@@ -109,11 +109,11 @@ def bench_classes(
         "--out",
         str(out),
         "--classes-from-shards",
-        "--model",
+        "--clip-model",
         args.model,
-        "--pretrained",
+        "--clip-pretrained",
         "none",
-        "--per-class",
+        "--keep-per-class",
         str(min(2, args.per_class)),
         "--device",
         device,
@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--smoke", action="store_true", help="tiny model, a few images, no result file")
+    parser.add_argument("--json", default=None, help="also write the rows to this file (smoke too)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.model, args.classes, args.per_class, args.loop_images = "synthdata-tiny-rn", [3], 2, 2
@@ -170,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += bench_classes(bundle, args, classes, Path(tmp), args.device)
     columns = ["classes", "images", "method", "s_per_image", "wall_s_all", "cpu_s_all", "speedup_wall"]
     print_table(rows, [*columns, "speedup_cpu"])
+    if args.json:
+        write_json(args.json, rows, {"device": args.device})
     if not args.smoke:
         kind = "gpu" if args.device.startswith("cuda") else "cpu"
         extra = {

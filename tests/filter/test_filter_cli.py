@@ -12,7 +12,7 @@ from synthdata.clip import DEFAULT_TEMPLATES
 from synthdata.shards import iter_samples, list_shards, make_demo, read_dataset_json, verify_dataset
 from synthdata.tools.filter import main
 
-TINY = ["--model", "synthdata-tiny-rn", "--pretrained", "none", "--device", "cpu", "--workers", "0"]
+TINY = ["--clip-model", "synthdata-tiny-rn", "--clip-pretrained", "none", "--device", "cpu", "--workers", "0"]
 
 
 def _scores(out):
@@ -21,7 +21,7 @@ def _scores(out):
 
 def test_acceptance_command(demo_dir, tmp_path, capsys):
     out = tmp_path / "F"
-    rc = main(["--in", str(demo_dir), "--out", str(out), "--classes-from-shards", "--per-class", "2", *TINY])
+    rc = main(["--in", str(demo_dir), "--out", str(out), "--classes-from-shards", "--keep-per-class", "2", *TINY])
     assert rc == 0, capsys.readouterr().err
     assert verify_dataset(out).ok
     info = read_dataset_json(out)
@@ -55,9 +55,9 @@ def test_rerun_into_previous_output_redoes_it(demo_dir, tmp_path):
         str(demo_dir),
         "--out",
         str(out),
-        "--rule",
+        "--filter-rule",
         "topk",
-        "--per-class",
+        "--keep-per-class",
         "1",
         "--no-report",
         *TINY,
@@ -92,7 +92,7 @@ def test_class_list_mismatch_is_one_line_error(demo_dir, tmp_path, capsys):
 
 def test_unknown_model_lists_close_matches(demo_dir, tmp_path, capsys):
     rc = main(
-        ["--in", str(demo_dir), "--out", str(tmp_path / "F"), "--model", "RN5O", "--pretrained", "none"]
+        ["--in", str(demo_dir), "--out", str(tmp_path / "F"), "--clip-model", "RN5O", "--clip-pretrained", "none"]
     )
     assert rc == 2
     err = capsys.readouterr().err
@@ -115,8 +115,8 @@ def _no_download(monkeypatch):
 BAD_INPUTS = {
     "missing --in": (["--in", "{tmp}/nope"], "nope"),
     "class list mismatch": (["--classes", "{tmp}/classes.txt"], "class 0 is 'cat'"),
-    "unknown model": (["--model", "RN5O", "--pretrained", "none"], "unknown CLIP model"),
-    "weights offline": (["--model", "RN50", "--pretrained", "openai"], "huggingface.co"),
+    "unknown model": (["--clip-model", "RN5O", "--clip-pretrained", "none"], "unknown CLIP model"),
+    "weights offline": (["--clip-model", "RN50", "--clip-pretrained", "openai"], "huggingface.co"),
 }
 
 
@@ -127,7 +127,7 @@ def test_bad_input_creates_no_output_dir(case, demo_dir, tmp_path, capsys, monke
     (tmp_path / "classes.txt").write_text("cat\ndog\nbird\nfish\n")
     extra, expected = BAD_INPUTS[case]
     extra = [a.replace("{tmp}", str(tmp_path)) for a in extra]
-    model = [] if "--model" in extra else TINY
+    model = [] if "--clip-model" in extra else TINY
     out = tmp_path / "new" / "F"
     argv = ["--in", str(demo_dir), "--out", str(out), "--device", "cpu", *model, *extra]
     assert main(argv) == 2
@@ -141,13 +141,13 @@ def test_failed_rerun_leaves_previous_output_and_empty_dir_as_they_were(demo_dir
     assert main(["--in", str(demo_dir), "--out", str(out), "--no-report", *TINY]) == 0
     before = _tree(out)
     assert ".filter-scores/fingerprint.json" in before
-    for extra in (["--model", "RN5O"], ["--fresh", "--model", "RN5O"]):
+    for extra in (["--clip-model", "RN5O"], ["--fresh", "--clip-model", "RN5O"]):
         rc = main(["--in", str(demo_dir), "--out", str(out), "--no-report", "--device", "cpu", *extra])
         assert rc == 2 and "unknown CLIP model" in capsys.readouterr().err
         assert _tree(out) == before
     empty = tmp_path / "E"
     empty.mkdir()
-    assert main(["--in", str(demo_dir), "--out", str(empty), "--model", "RN5O", "--pretrained", "none"]) == 2
+    assert main(["--in", str(demo_dir), "--out", str(empty), "--clip-model", "RN5O", "--clip-pretrained", "none"]) == 2
     assert empty.is_dir() and not any(empty.iterdir())
 
 
@@ -170,7 +170,7 @@ def test_corrupt_images_and_shards_are_counted_skipped_and_reported(tmp_path, ca
     lost = set(json.loads(truncated.with_suffix(".idx.json").read_text())["keys"])
     out = tmp_path / "F"
     with pytest.warns(UserWarning, match="skipped a corrupt sample or shard") as warned:
-        rc = main(["--in", str(src), "--out", str(out), "--rule", "topk", "--per-class", "3", *TINY])
+        rc = main(["--in", str(src), "--out", str(out), "--filter-rule", "topk", "--keep-per-class", "3", *TINY])
     assert rc == 0
     assert {type(w.message) for w in warned} == {UserWarning}
     assert "unreadable sample(s) skipped" in capsys.readouterr().err
@@ -199,7 +199,7 @@ def test_templates_file_and_threshold_rule(demo_dir, tmp_path):
                 str(out),
                 "--templates",
                 str(templates),
-                "--rule",
+                "--filter-rule",
                 "threshold",
                 "--threshold",
                 "0",

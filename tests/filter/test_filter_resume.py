@@ -16,7 +16,7 @@ from synthdata.shards import list_shards, make_demo, read_dataset_json, verify_d
 from synthdata.tools.filter import main
 
 CACHE = ".filter-scores"
-TINY = ["--model", "synthdata-tiny-rn", "--pretrained", "none", "--device", "cpu"]
+TINY = ["--clip-model", "synthdata-tiny-rn", "--clip-pretrained", "none", "--device", "cpu"]
 
 
 def _no_model(*args, **kwargs):
@@ -85,7 +85,7 @@ def test_sigkill_then_rerun_gives_identical_output(tmp_path, capsys):
     src = make_demo(tmp_path / "A", classes=3, per_class=4, shard_size=2, size=32)
     total = len(list_shards(src))
     out, ref = tmp_path / "F", tmp_path / "R"
-    args = ["--in", str(src), "--per-class", "2", "--workers", "0", "--batch-size", "1", "--no-report", *TINY]
+    args = ["--in", str(src), "--keep-per-class", "2", "--workers", "0", "--batch-size", "1", "--no-report", *TINY]
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "synthdata.tools.filter", "--out", str(out), *args],

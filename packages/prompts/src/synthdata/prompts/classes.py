@@ -74,12 +74,9 @@ def _from_shards(info: Any, location: str) -> ClassSource:
             spec = get_dataset(named)
         except UnknownDatasetError:
             spec = None
-        if spec is not None:
-            if len(spec.classnames) != len(names):
-                raise ClassListError(
-                    f"{origin} has {len(names)} classes but dataset {spec.name} (named there) has "
-                    f"{len(spec.classnames)}; pass --dataset or --classes to say which classes these are"
-                )
+        if spec is not None:  # its templates and prefix suit a subset of its classes too
+            if tuple(names) != spec.classnames:
+                log.info("%s: %d classes, not exactly those of %s; using its templates", origin, len(names), spec.name)
             return _from_spec(spec, f"{origin} (templates of dataset {spec.name})", names)
         log.info("%r in %s is not a built-in data set", named, origin)
     return _generic(names, origin)
