@@ -102,3 +102,55 @@ def test_report_renders_in_headless_chromium_with_its_images(tmp_path):
     (run_dir / layout.REPORT_DIR / "training.png").unlink()
     total, ok = rendered_counts(dump_dom(html_path, tmp_path))
     assert ok == total - 1
+
+
+def test_each_section_reports_the_facts_it_shows(tmp_path):
+    from synthdata.tools._pipeline.report import report_sections
+
+    run_dir = fake_run(tmp_path / "R", CLASSES)
+    sections = report_sections(run_dir, STAGES)
+    head, accuracy, training, filt, sheets, prompts, timings = sections
+    assert head.facts == {"title": "toy", "smoke": True, "classes": 3}
+    assert [r[0] for r in accuracy.facts["rows"]] == ["zero-shot", "classifier-tuning", "wise-ft (best α = 0.5)"]
+    assert accuracy.facts["rows"][1][5] == "+25.00" and accuracy.facts["rows"][0][5] == ""
+    assert training.facts["epochs"] == 3 and training.facts["steps"] == 6 and training.facts["final_loss"] == 0.6667
+    assert filt.facts["summary"] == [9, 6, 3, 0, "paper", 1 / 3, "clip.tiny.none"] and filt.facts["classes"] == 3
+    assert sheets.facts["figures"] == ["sheet_real-00.png", "sheet_generated-00.png", "sheet_kept-00.png"]
+    assert prompts.facts["prompts"] == 3 and [r[2] for r in prompts.facts["rows"]] == [
+        f"a photo of a {n}" for n in CLASSES
+    ]
+    assert timings.facts["seconds"] == {s: 0.5 + i for i, s in enumerate(STAGES[:-1])}
+    assert timings.facts["total"] == sum(0.5 + i for i in range(5))
+    # Every figure a section names is on the page inside that section's HTML, and nothing else is.
+    html = render_report(run_dir, STAGES).read_text("utf-8")
+    shown = []
+    for section in sections:
+        assert re.sub(r"written [^;]+;", "", section.html) in re.sub(r"written [^;]+;", "", html)
+        names = section.facts.get("figures", [])
+        assert sorted(names) == sorted(Path(s).name for s in re.findall(r'<img src="([^"]+)"', section.html))
+        shown += names
+    assert sorted(shown) == sorted(Path(s).name for s in re.findall(r'<img src="([^"]+)"', html))
+
+
+def test_filter_figures_are_the_ones_the_filter_package_names(tmp_path):
+    from synthdata.filter import layout as filter_layout
+
+    run_dir = fake_run(tmp_path / "R", CLASSES)
+    fig_dir = run_dir / layout.FILTER_DIR / filter_layout.REPORT_DIR
+    report = json.loads((run_dir / layout.FILTER_DIR / filter_layout.REPORT_FILE).read_text())
+    for name in (*filter_layout.REPORT_PNGS, "stray.png"):
+        Image.new("RGB", (8, 8)).save(fig_dir / name)
+        report["files"][Path(name).stem] = f"/moved/away/{filter_layout.REPORT_DIR}/{name}"
+    (fig_dir / filter_layout.LEAST_CONFIDENT_PNG).unlink()  # listed but gone: not linked
+    (run_dir / layout.FILTER_DIR / filter_layout.REPORT_FILE).write_text(json.dumps(report))
+    html = render_report(run_dir, STAGES).read_text("utf-8")
+    linked = re.findall(rf'<img src="{layout.FILTER_DIR}/{filter_layout.REPORT_DIR}/([^"]+)"', html)
+    assert linked == sorted(set(filter_layout.REPORT_PNGS) - {filter_layout.LEAST_CONFIDENT_PNG})
+
+
+def test_the_tune_file_names_the_report_reads_are_tunes():
+    from synthdata.tools._pipeline import report
+    from synthdata.tune import run
+
+    assert report.TUNE_TRAIN_LOG == run.TRAIN_LOG_FILE
+    assert report.TUNE_CONFUSION == run.CONFUSION_FILE
