@@ -82,21 +82,22 @@ def barrier(info: DistInfo) -> None:
             dist.barrier()
 
 
-def all_reduce_sum(values: list[float], info: DistInfo) -> list[float]:
-    """Sum a few floats over ranks (float64 on the training device)."""
+def _all_reduce(values: list[float], info: DistInfo, op: Any) -> list[float]:
     if not info.distributed:
         return list(values)
     t = torch.tensor(values, dtype=torch.float64, device=info.device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    dist.all_reduce(t, op=op)
     return t.tolist()
+
+
+def all_reduce_sum(values: list[float], info: DistInfo) -> list[float]:
+    """Sum a few floats over ranks (float64 on the training device)."""
+    return _all_reduce(values, info, dist.ReduceOp.SUM)
 
 
 def all_reduce_max(values: list[float], info: DistInfo) -> list[float]:
-    if not info.distributed:
-        return list(values)
-    t = torch.tensor(values, dtype=torch.float64, device=info.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return t.tolist()
+    """The largest of each of a few floats over ranks (float64 on the training device)."""
+    return _all_reduce(values, info, dist.ReduceOp.MAX)
 
 
 def all_gather_objects(obj: Any, info: DistInfo) -> list[Any]:
@@ -107,11 +108,3 @@ def all_gather_objects(obj: Any, info: DistInfo) -> list[Any]:
     dist.all_gather_object(out, obj)
     return out
 
-
-def broadcast_object(obj: Any, info: DistInfo) -> Any:
-    """Rank 0's ``obj`` on every rank."""
-    if not info.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
