@@ -4,17 +4,15 @@ exactly the batches it had not trained on and ends bit-identical to an uninterru
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from synthdata.pretrain import _trainer as train_module
 from synthdata.pretrain import load_checkpoint, read_metrics, train
 
 from ._helpers import tiny_config
-
-train_module = sys.modules["synthdata.pretrain.train"]  # the module; the package exports the function
 
 
 class _Crash(Exception):

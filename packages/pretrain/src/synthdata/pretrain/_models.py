@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import timm
@@ -83,3 +84,10 @@ def train_criterion(smoothing: float, mixup: bool) -> torch.nn.Module:
 
 def amp_dtype(name: str | None) -> torch.dtype | None:
     return {None: None, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def autocast(device_type: str, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+    """``torch.autocast`` to ``dtype`` on ``device_type``; no autocast (float32) for None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type, dtype=dtype)
