@@ -40,11 +40,11 @@ def test_resolve_errors(tmp_path: Path, demo_shards: Path) -> None:
 
 def test_plan_epochs(demo_shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     source = resolve_source(str(demo_shards))
-    monkeypatch.setattr(data, "_cpus_per_process", lambda: 16)
+    monkeypatch.setattr(data, "cpus_per_process", lambda: 16)
     plan = plan_epochs(source, tiny_config(demo_shards, tmp_path, workers=8), world_size=2)
     assert plan.steps == 64 // 16 and plan.epoch_samples == 64
     assert plan.workers == 4  # capped at shards per rank
-    monkeypatch.setattr(data, "_cpus_per_process", lambda: 3)
+    monkeypatch.setattr(data, "cpus_per_process", lambda: 3)
     assert plan_epochs(source, tiny_config(demo_shards, tmp_path, workers=8), world_size=2).workers == 3
     with pytest.raises(PretrainError, match="cannot be split over 16 ranks"):
         plan_epochs(source, tiny_config(demo_shards, tmp_path), world_size=16)

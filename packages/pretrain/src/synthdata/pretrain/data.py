@@ -171,7 +171,7 @@ def plan_epochs(source: ShardSource, cfg: TrainConfig, world_size: int) -> Epoch
             n_shards,
             world_size,
         )
-    cpus = _cpus_per_process()
+    cpus = cpus_per_process()
     if workers > cpus:
         log.info("using %d DataLoader workers per rank (not %d): %d CPUs per local rank", cpus, workers, cpus)
         workers = cpus
@@ -185,7 +185,7 @@ def plan_epochs(source: ShardSource, cfg: TrainConfig, world_size: int) -> Epoch
     return EpochPlan(steps=steps, workers=workers, epoch_samples=steps * per_step)
 
 
-def _cpus_per_process() -> int:
+def cpus_per_process() -> int:
     """CPUs this process may use, shared by the ranks on this node (torchrun's ``LOCAL_WORLD_SIZE``)."""
     try:
         cpus = len(os.sched_getaffinity(0))
