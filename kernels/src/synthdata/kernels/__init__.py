@@ -39,6 +39,7 @@ from synthdata.kernels.sampler import (
     AncestralCoefs,
     DDIMCoefs,
     SamplerTables,
+    StepOptions,
     ddim_step,
     guided_ancestral_step,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "GraphRunner",
     "GraphShapeError",
     "SamplerTables",
+    "StepOptions",
     "attention",
     "attention_math",
     "available_backends",

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import astuple, dataclass
+from typing import TypedDict, Unpack
 
 import torch
 
@@ -210,13 +211,20 @@ def _guided_eps(model_out, c, x_rows, guidance_scale) -> tuple[torch.Tensor, tor
     return eps, None if var_all is None else var_all[:x_rows]
 
 
-def _ancestral_torch(model_out, x_t, noise, coefs, guidance_scale, clip_denoised) -> torch.Tensor:
+def _predict_x0(model_out, x_t, coefs, guidance_scale, clip_denoised):
+    """fp32 (x_t, eps, the rows' variance values, coefs as broadcastable scalars, predicted x0); coefs
+    start with sqrt(1/abar_t), sqrt(1/abar_t - 1) in both steps' layouts."""
     x = x_t.float()
     eps, var_values = _guided_eps(model_out, x.shape[1], len(x), guidance_scale)
-    k = coefs.reshape(7, *([1] * x.dim()))
+    k = coefs.reshape(len(coefs), *([1] * x.dim()))
     pred_xstart = k[0] * x - k[1] * eps
     if clip_denoised:
         pred_xstart = pred_xstart.clamp(-1, 1)
+    return x, eps, var_values, k, pred_xstart
+
+
+def _ancestral_torch(model_out, x_t, noise, coefs, guidance_scale, clip_denoised) -> torch.Tensor:
+    x, _, var_values, k, pred_xstart = _predict_x0(model_out, x_t, coefs, guidance_scale, clip_denoised)
     mean = k[2] * pred_xstart + k[3] * x
     if noise is None:
         return mean.to(x_t.dtype)
@@ -226,12 +234,7 @@ def _ancestral_torch(model_out, x_t, noise, coefs, guidance_scale, clip_denoised
 
 
 def _ddim_torch(model_out, x_t, noise, coefs, guidance_scale, clip_denoised) -> torch.Tensor:
-    x = x_t.float()
-    eps, _ = _guided_eps(model_out, x.shape[1], len(x), guidance_scale)
-    k = coefs.reshape(5, *([1] * x.dim()))
-    pred_xstart = k[0] * x - k[1] * eps
-    if clip_denoised:
-        pred_xstart = pred_xstart.clamp(-1, 1)
+    x, _, _, k, pred_xstart = _predict_x0(model_out, x_t, coefs, guidance_scale, clip_denoised)
     eps = (k[0] * x - pred_xstart) / k[1]
     mean_pred = pred_xstart * k[2] + k[3] * eps
     if noise is None:
@@ -239,7 +242,20 @@ def _ddim_torch(model_out, x_t, noise, coefs, guidance_scale, clip_denoised) -> 
     return (mean_pred + k[4] * noise.float()).to(x_t.dtype)
 
 
-def _step(model_out, x_t, noise, coefs, guidance_scale, clip_denoised, backend, out, *, ddim: bool):
+class StepOptions(TypedDict, total=False):
+    """The keyword arguments of both steps: ``guidance_scale`` (float, 0-d tensor or ``None``, the default:
+    no guidance), ``clip_denoised`` (default True), ``backend`` (default ``"auto"``) and ``out`` (default
+    ``None``: a new tensor; may be ``x_t``)."""
+
+    guidance_scale: float | torch.Tensor | None
+    clip_denoised: bool
+    backend: str
+    out: torch.Tensor | None
+
+
+def _step(
+    model_out, x_t, noise, coefs, *, ddim: bool, guidance_scale=None, clip_denoised=True, backend="auto", out=None
+):
     name = "ddim_step" if ddim else "guided_ancestral_step"
     if isinstance(coefs, AncestralCoefs | DDIMCoefs):
         if isinstance(coefs, AncestralCoefs) == ddim:
@@ -275,41 +291,27 @@ def _step(model_out, x_t, noise, coefs, guidance_scale, clip_denoised, backend, 
 
 
 def guided_ancestral_step(
-    model_out: torch.Tensor,
-    x_t: torch.Tensor,
-    noise: torch.Tensor | None,
-    coefs: torch.Tensor | AncestralCoefs,
-    *,
-    guidance_scale: float | torch.Tensor | None = None,
-    clip_denoised: bool = True,
-    backend: str = "auto",
-    out: torch.Tensor | None = None,
+    model_out: torch.Tensor, x_t: torch.Tensor, noise: torch.Tensor | None, coefs: torch.Tensor | AncestralCoefs,
+    **options: Unpack[StepOptions],
 ) -> torch.Tensor:
     """One ancestral step ``x_t -> x_{t-1}`` with learned-range variance (see the module docstring).
 
     ``model_out``: ``(rows, 2C, ...)``; ``x_t``, ``noise``: ``(rows', C, ...)`` (``noise=None``: no noise
     term); ``coefs``: the (7,) fp32 vector of step ``t`` (``SamplerTables.row(tables.ancestral, t)``)
-    or an :class:`AncestralCoefs`; ``guidance_scale``: float, 0-d tensor or ``None``; ``out`` may be ``x_t``.
-    Returns ``x_{t-1}`` in ``x_t.dtype`` (computed in fp32).
+    or an :class:`AncestralCoefs`; ``options``: :class:`StepOptions` (``guidance_scale``, ``clip_denoised``,
+    ``backend``, ``out``). Returns ``x_{t-1}`` in ``x_t.dtype`` (computed in fp32).
     """
-    return _step(model_out, x_t, noise, coefs, guidance_scale, clip_denoised, backend, out, ddim=False)
+    return _step(model_out, x_t, noise, coefs, ddim=False, **options)
 
 
 def ddim_step(
-    model_out: torch.Tensor,
-    x_t: torch.Tensor,
-    noise: torch.Tensor | None,
-    coefs: torch.Tensor | DDIMCoefs,
-    *,
-    guidance_scale: float | torch.Tensor | None = None,
-    clip_denoised: bool = True,
-    backend: str = "auto",
-    out: torch.Tensor | None = None,
+    model_out: torch.Tensor, x_t: torch.Tensor, noise: torch.Tensor | None, coefs: torch.Tensor | DDIMCoefs,
+    **options: Unpack[StepOptions],
 ) -> torch.Tensor:
     """One DDIM step ``x_t -> x_{t-1}`` (see the module docstring); the variance channels are ignored.
 
     ``model_out``: ``(rows, C or 2C, ...)``; ``coefs``: the (5,) fp32 vector of step ``t``
     (``SamplerTables.row(tables.ddim(eta), t)``) or a :class:`DDIMCoefs`; ``noise=None`` when eta is 0
-    (or to drop the noise term). Other arguments as :func:`guided_ancestral_step`.
+    (or to drop the noise term). ``options`` as :func:`guided_ancestral_step`.
     """
-    return _step(model_out, x_t, noise, coefs, guidance_scale, clip_denoised, backend, out, ddim=True)
+    return _step(model_out, x_t, noise, coefs, ddim=True, **options)
