@@ -90,16 +90,31 @@ def download(
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
+    response = _open(url, dest, have, timeout, expected_size)
+    if response is not None:
+        with response:
+            total = _receive(response, url, dest, part, have, expected_size, progress)
+        if total is not None and part.stat().st_size != total:
+            raise CheckpointError(
+                f"download of {dest.name} from {url} is incomplete ({part.stat().st_size} of {total} bytes); "
+                "run again to resume"
+            )
+    _verify(part, url, dest, expected_size, sha256)
+    os.replace(part, dest)
+    return dest
+
+
+def _open(url: str, dest: Path, have: int, timeout: float, expected_size: int | None) -> Any:
+    """The response for ``url`` from byte ``have`` on, or ``None`` when the partial file is already whole."""
     request = urllib.request.Request(url, headers={"User-Agent": "synthdata"})
     if have:
         request.add_header("Range", f"bytes={have}-")
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        return urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have and (expected_size is None or have == expected_size):
-            response = None  # the partial file is already complete
-        else:
-            raise CheckpointError(f"cannot download {dest.name} from {url}: HTTP {exc.code} {exc.reason}") from exc
+            return None  # the partial file is already complete
+        raise CheckpointError(f"cannot download {dest.name} from {url}: HTTP {exc.code} {exc.reason}") from exc
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise CheckpointError(
@@ -107,45 +122,50 @@ def download(
             f"internet is reachable and put it at {dest} (synth-generate also takes a path: --base-checkpoint "
             "/ --upsample-checkpoint)"
         ) from exc
-    if response is not None:
-        with response:
-            status = getattr(response, "status", 200)
-            if status == 206:
-                mode = "ab"
-            else:  # the server ignored the Range header: start again
-                mode, have = "wb", 0
-            length = response.headers.get("Content-Length")
-            total = have + int(length) if length is not None else expected_size
-            bar = None
-            if progress:
-                from tqdm.auto import tqdm
 
-                bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=dest.name)
-            try:
-                with open(part, mode) as fh:
-                    while True:
-                        try:
-                            chunk = response.read(_CHUNK)
-                        except (OSError, http.client.HTTPException) as exc:
-                            raise CheckpointError(
-                                f"download of {dest.name} from {url} was interrupted ({exc}); "
-                                f"run again to resume from {part.stat().st_size if part.exists() else 0} bytes"
-                            ) from exc
-                        if not chunk:
-                            break
-                        fh.write(chunk)
-                        if bar is not None:
-                            bar.update(len(chunk))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            finally:
+
+def _receive(
+    response: Any, url: str, dest: Path, part: Path, have: int, expected_size: int | None, progress: bool
+) -> int | None:
+    """Append the response to ``part`` (or restart it if the server ignored the Range header); return the
+    total size the file should have (``None`` if unknown)."""
+    if getattr(response, "status", 200) == 206:
+        mode = "ab"
+    else:  # the server ignored the Range header: start again
+        mode, have = "wb", 0
+    length = response.headers.get("Content-Length")
+    total = have + int(length) if length is not None else expected_size
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=dest.name)
+    try:
+        with open(part, mode) as fh:
+            while chunk := _read_chunk(response, url, dest, part):
+                fh.write(chunk)
                 if bar is not None:
-                    bar.close()
-        if total is not None and part.stat().st_size != total:
-            raise CheckpointError(
-                f"download of {dest.name} from {url} is incomplete ({part.stat().st_size} of {total} bytes); "
-                "run again to resume"
-            )
+                    bar.update(len(chunk))
+            fh.flush()
+            os.fsync(fh.fileno())
+    finally:
+        if bar is not None:
+            bar.close()
+    return total
+
+
+def _read_chunk(response: Any, url: str, dest: Path, part: Path) -> bytes:
+    try:
+        return response.read(_CHUNK)
+    except (OSError, http.client.HTTPException) as exc:
+        raise CheckpointError(
+            f"download of {dest.name} from {url} was interrupted ({exc}); "
+            f"run again to resume from {part.stat().st_size if part.exists() else 0} bytes"
+        ) from exc
+
+
+def _verify(part: Path, url: str, dest: Path, expected_size: int | None, sha256: str | None) -> None:
+    """Remove ``part`` and raise when its size or SHA-256 is not the expected one."""
     size = part.stat().st_size
     if expected_size is not None and size != expected_size:
         part.unlink()
@@ -155,8 +175,6 @@ def download(
         if digest != sha256:
             part.unlink()
             raise CheckpointError(f"{dest.name} from {url} has sha256 {digest}, expected {sha256}; removed")
-    os.replace(part, dest)
-    return dest
 
 
 def resolve_checkpoint(
