@@ -213,6 +213,24 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _timed(v: Variant, stage: str, prompts: Sequence[str], seeds: Sequence[int], repeats: int,
+           device: torch.device) -> tuple[float, torch.Tensor]:  # fmt: skip
+    """A warm-up run (graphs captured, step compiled), then the best of ``repeats`` timed runs and its output
+    (peak memory is counted from the last run's start)."""
+    v.run(stage, prompts, seeds, warm=True)
+    best, out = float("inf"), None
+    for _ in range(max(1, repeats)):
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        _sync(device)
+        t0 = time.perf_counter()
+        out = v.run(stage, prompts, seeds)
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    assert out is not None
+    return best, out
+
+
 # ------------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -274,17 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             v = Variant(name, base, up, args, device, dtype, batch)
             prompts, seeds = _rows(name, batch, official_batch)
             for stage in args.stages:
-                v.run(stage, prompts, seeds, warm=True)
-                best, out = float("inf"), None
-                for _ in range(max(1, args.repeats)):
-                    if device.type == "cuda":
-                        torch.cuda.reset_peak_memory_stats(device)
-                    _sync(device)
-                    t0 = time.perf_counter()
-                    out = v.run(stage, prompts, seeds)
-                    _sync(device)
-                    best = min(best, time.perf_counter() - t0)
-                assert out is not None
+                best, out = _timed(v, stage, prompts, seeds, args.repeats, device)
                 k = min(args.err_rows, batch)
                 err = (out[:k].float() - ref_rows(stage, prompts[:k], seeds[:k])).abs().max().item()
                 steps = base_steps + (up_steps if stage != "base64" else 0)
