@@ -74,23 +74,23 @@ def test_stage_hash_ignores_execution_settings_and_other_stages():
     b = PipelineConfig(dataset="cifar10", smoke=True, device="cpu", gen_batch_size=3).resolved()
     c = PipelineConfig(dataset="cifar10", smoke=True, epochs=7).resolved()
     for stage in STAGE_KEYS:
-        assert config_hash(a.stage_config(stage)) == config_hash(b.stage_config(stage)), stage
-    changed = [s for s in STAGE_KEYS if config_hash(a.stage_config(s)) != config_hash(c.stage_config(s))]
+        assert config_hash(a.hashed_settings(stage)) == config_hash(b.hashed_settings(stage)), stage
+    changed = [s for s in STAGE_KEYS if config_hash(a.hashed_settings(s)) != config_hash(c.hashed_settings(s))]
     assert changed == ["tune"]
-    assert config_diff(a.stage_config("tune"), c.stage_config("tune")) == ["epochs: 3 -> 7"]
+    assert config_diff(a.hashed_settings("tune"), c.hashed_settings("tune")) == ["epochs: 3 -> 7"]
 
 
 def test_warmup_is_hashed_only_when_given():
     # Runs made before --warmup existed (warmup None: synth-tune's default) keep their tune hash.
     a = PipelineConfig(dataset="cifar10", smoke=True).resolved()
-    assert "warmup" not in a.stage_config("tune")
+    assert "warmup" not in a.hashed_settings("tune")
     b = PipelineConfig(dataset="cifar10", smoke=True, warmup=0.0).resolved()
-    assert config_diff(a.stage_config("tune"), b.stage_config("tune")) == ["warmup: None -> 0.0"]
-    changed = [s for s in STAGE_KEYS if config_hash(a.stage_config(s)) != config_hash(b.stage_config(s))]
+    assert config_diff(a.hashed_settings("tune"), b.hashed_settings("tune")) == ["warmup: None -> 0.0"]
+    changed = [s for s in STAGE_KEYS if config_hash(a.hashed_settings(s)) != config_hash(b.hashed_settings(s))]
     assert changed == ["tune"]
 
 
 def test_prompts_per_class_covers_the_images():
     cfg = PipelineConfig(dataset="cifar10", images_per_class=10, images_per_prompt=3, smoke=True).resolved()
     assert cfg.prompts_per_class == 4
-    assert cfg.stage_config("prompts")["prompts_per_class"] == 4
+    assert cfg.hashed_settings("prompts")["prompts_per_class"] == 4

@@ -13,27 +13,27 @@ import sys
 import time
 from pathlib import Path
 
+from synthdata.tools._cli import Command
 from synthdata.tools._common import run_cli
 
 PROG = "synth-glide-check"
 
 
+def build_command() -> Command:
+    cmd = Command(PROG, __doc__.splitlines()[0])
+    cmd.parser.add_argument("dir", type=Path, help="reference directory (cases.json, cases.safetensors, ...)")
+    cmd.add("case", action="append", dest="cases", default=None, metavar="NAME",
+            help="run only this case (repeatable): a cases.json name, 'tokenizer', 'schedules' or a manifest stem")
+    cmd.add("json", action="store_true", default=False, help="print the results as JSON instead of a table")
+    return cmd
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("dir", type=Path, help="reference directory (cases.json, cases.safetensors, ...)")
-    parser.add_argument(
-        "--case",
-        action="append",
-        dest="cases",
-        metavar="NAME",
-        help="run only this case (repeatable): a cases.json name, 'tokenizer', 'schedules' or a manifest stem",
-    )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
-    return parser
+    return build_command().parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_command().parse(argv)
 
     def body() -> int:
         from synthdata.diffusion.reference import check_reference, format_table

@@ -10,6 +10,7 @@ from synthdata.clip._loading import (
     TINY_PREFIX,
     ClipBundle,
     WeightsUnavailableError,
+    ensure_weights,
     load_clip,
     register_tiny_models,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "TINY_PREFIX",
     "ClipBundle",
     "WeightsUnavailableError",
+    "ensure_weights",
     "image_features",
     "load_clip",
     "logit_scale",

@@ -186,6 +186,18 @@ def _resolve_weights(name: str, pretrained: str, cache_dir: str | None) -> tuple
     return path, cfg
 
 
+def ensure_weights(name: str, pretrained: str | None, cache_dir: str | os.PathLike[str] | None = None) -> str | None:
+    """The local weights file of ``name``/``pretrained`` (downloaded now if needed and possible), or None for
+    random weights; raises the one-line :class:`WeightsUnavailableError` when they cannot be had. Builds no
+    model: callers check every model a run needs before it starts."""
+    tag = "none" if pretrained is None or str(pretrained).lower() in _NO_WEIGHTS else str(pretrained)
+    if name.startswith(TINY_PREFIX) or tag == "none":
+        return None
+    if name not in open_clip.list_models():
+        raise _unknown_model_error(name)
+    return _resolve_weights(name, tag, str(cache_dir) if cache_dir is not None else None)[0]
+
+
 def load_clip(
     name: str = "RN50",
     pretrained: str | None = "openai",

@@ -291,6 +291,40 @@ def load_model(model: str, device: str | torch.device | None = "auto", *, option
     return net.to(dev).eval(), tok
 
 
+def ensure_model(model: str, *, option: str = "--le-model") -> None:
+    """Make sure ``model`` (a local directory or hub id) can be loaded: a directory with its files, the
+    Hugging Face cache, or a download into it now; raises :class:`ModelNotAvailableError` (one line, as
+    :func:`load_model`) otherwise. Loads no weights into memory."""
+    local = Path(model).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise ModelNotAvailableError(f"model directory {local} has no config.json; it needs the files of "
+                                         "`save_pretrained`")
+        return
+    if _looks_like_path(model):
+        raise ModelNotAvailableError(
+            f"model directory {model} does not exist; pass an existing directory or a hub id such as {DEFAULT_MODEL}"
+        )
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(model, local_files_only=True)
+        return
+    except Exception as cache_exc:
+        cache_error = cache_exc
+    if _hub_offline() or not _hub_reachable():
+        raise ModelNotAvailableError(
+            f"model {model!r} is not in the Hugging Face cache ({hf_cache_dir()}) and the hub cannot be reached. "
+            f"{_fetch_hint(model, option)}."
+        ) from cache_error
+    try:
+        snapshot_download(model)
+    except Exception as exc:
+        raise ModelNotAvailableError(
+            f"model {model!r} could not be downloaded ({_one_line(exc)}). {_fetch_hint(model, option)}."
+        ) from exc
+
+
 def _endpoint() -> str:
     try:
         from huggingface_hub import constants

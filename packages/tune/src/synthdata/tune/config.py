@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from synthdata.shards.options import option
 
 #: Learning rates of the paper's recipe (AdamW): zero-shot CT, few-shot CT, and end-to-end fine-tuning.
 ZERO_SHOT_LR = 2e-3
@@ -13,6 +15,14 @@ FINETUNE_LR = 1e-5
 
 #: WiSE-FT mixing coefficients evaluated by default: 0 (zero-shot head) to 1 (tuned head) in steps of 0.1.
 DEFAULT_WISE_ALPHAS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+#: Named settings over the defaults of :class:`TuneConfig` (``default``). ``smoke``: a tiny random CLIP for
+#: checking an install; ``paper``: the official code's published commands (no warmup).
+RECIPES: dict[str, dict[str, Any]] = {
+    "smoke": {"model": "synthdata-tiny-vit", "pretrained": "none"},
+    "paper": {"warmup_epochs": 0.0},
+}
 
 
 @dataclass(kw_only=True, slots=True)
@@ -29,31 +39,46 @@ class TuneConfig:
     encoders without BatchNorm are never touched (see :mod:`synthdata.tune.batchnorm`).
     """
 
-    model: str = "RN50"
-    pretrained: str = "openai"
-    precision: str = "fp32"
-    device: str = "cpu"
-    epochs: int = 30
-    lr: float | None = None
-    weight_decay: float = 0.1
-    warmup_epochs: float = 1.0
-    grad_clip: float = 1.0
-    batch_size: int = 512
-    real_batch_size: int = 32
-    syn_weight: float = 1.0
-    real_weight: float = 1.0
-    sl: float = 0.5
-    sl_temperature: float = 2.0
-    label_smoothing: float = 0.0
-    pseudo_labels: bool = False
-    finetune: bool = False
-    shots: int | None = None
-    seed: int = 0
-    wise_alphas: tuple[float, ...] = field(default_factory=lambda: DEFAULT_WISE_ALPHAS)
-    feature_batch_size: int = 128
-    workers: int = 4
-    use_cache: bool = True
-    bn_calibration: int = 256
+    model: str = option("RN50", help="open_clip architecture", concept="clip_model")
+    pretrained: str = option(
+        "openai", help="open_clip weights tag or file; 'none' for random weights", concept="clip_pretrained"
+    )
+    precision: str = option("fp32", help="precision of the frozen encoder", choices=("fp32", "fp16", "bf16"))
+    device: str = option("auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    epochs: int = option(30, help="training epochs")
+    lr: float | None = option(None, help="AdamW learning rate (default 2e-3 zero-shot, 1e-3 few-shot, 1e-5 with --finetune)")
+    weight_decay: float = option(0.1, help="AdamW weight decay")
+    warmup_epochs: float = option(
+        1.0, help="linear warmup in epochs before the cosine decay; 0 = none, as the official commands run it"
+    )
+    grad_clip: float = option(1.0, help="gradient-norm clip; 0 = off")
+    batch_size: int = option(512, help="synthetic images a step")
+    real_batch_size: int = option(32, help="real images a step in the few-shot setting")
+    syn_weight: float = option(1.0, help="synthetic loss weight")
+    real_weight: float = option(1.0, help="real loss weight")
+    sl: float = option(0.5, help="soft-label weight in [0, 1]: (1-sl)*CE + sl*SoftCE(zero-shot head); 0 = off")
+    sl_temperature: float = option(2.0, help="distillation temperature")
+    label_smoothing: float = option(0.0, help="label smoothing of the cross-entropy terms")
+    pseudo_labels: bool = option(
+        False, help="hard pseudo-labels (the zero-shot head's argmax) instead of its soft labels, weighted by --sl"
+    )
+    finetune: bool = option(False, help="train the image encoder end to end too (default: frozen, cached features)")
+    shots: int | None = option(None, help="real images per class drawn from --few-shot by --seed")
+    seed: int = option(0, help="shuffling, the few-shot draw and random weights")
+    wise_alphas: tuple[float, ...] = option(
+        help="WiSE-FT mixing coefficients to evaluate (0 = zero-shot, 1 = tuned)",
+        metavar="A,B,...",
+        default_factory=lambda: DEFAULT_WISE_ALPHAS,
+    )
+    feature_batch_size: int = option(128, help="images a feature-extraction batch")
+    workers: int = option(4, help="processes decoding images for feature extraction; 0 = in-process")
+    use_cache: bool = option(True, help="compute features without reading or writing a cache", negate=True)
+    bn_calibration: int = option(
+        256,
+        help="an encoder whose BatchNorm layers never saw data (random weights) first gets their statistics "
+        "estimated from up to N training images; pretrained encoders are untouched; 0 = off",
+        metavar="N",
+    )
 
     def __post_init__(self) -> None:
         checks = [

@@ -105,7 +105,7 @@ class Command:
         takes_value = kwargs.get("action") not in ("store_true", "store_false", "count")
         if takes_value and "metavar" not in kwargs and entry is not None and entry.metavar:
             kwargs["metavar"] = entry.metavar
-        text = help if help is not None else (entry.help if entry else "")
+        text = help if help is not None else (entry.help.replace("%", "%%") if entry else "")
         action = (group or self.parser).add_argument(*flags, dest=dest or concept, help=text, **kwargs)
         self._bind(_Bound(action.dest, concept, flag, negate=kwargs.get("action") == "store_false"))
         return action
@@ -140,7 +140,7 @@ class Command:
             default = f.default
         else:
             default = f.default_factory() if f.default_factory is not MISSING else None  # type: ignore[misc]
-        text = help_text if help_text is not None else str(f.metadata["help"])
+        text = help_text if help_text is not None else str(f.metadata["help"]).replace("%", "%%")
         negate = bool(f.metadata.get("negate"))
         kwargs: dict[str, Any] = {"dest": f.name, "default": default}
         if _strip_optional(hint) is bool:
@@ -216,8 +216,9 @@ class Command:
         for b in self.bound.values():
             keys[b.dest] = (b.dest, False)
             keys[b.flag.lstrip("-").replace("-", "_")] = (b.dest, b.negate)
-        for meta in ("config", "recipe", "smoke", "verbose", "quiet"):
+        for meta in ("config", "verbose", "quiet"):
             keys.pop(meta, None)
+        keys["recipe"], keys["smoke"] = ("recipe", False), ("smoke", False)
         return keys
 
     def file_defaults(self, path: str) -> dict[str, Any]:
@@ -236,27 +237,37 @@ class Command:
     def recipe_name(self, args: argparse.Namespace) -> str:
         return getattr(args, "recipe", None) or (SMOKE_RECIPE if getattr(args, "smoke", False) else DEFAULT_RECIPE)
 
-    def parse(self, argv: Sequence[str] | None = None) -> argparse.Namespace:
-        """Parse ``argv`` over the recipe's and the config file's defaults; warn about deprecated flags."""
-        argv = list(sys.argv[1:] if argv is None else argv)
+    def declare_recipes(self, names: Iterable[str]) -> None:
+        """Recipe names the command resolves itself (no option defaults of their own)."""
+        for name in names:
+            self.recipes.setdefault(name, {})
+
+    def _recipe_and_file(self, argv: list[str]) -> tuple[str, dict[str, Any]]:
+        """The recipe (flags, else the config file, else ``default``) and the config file's option values."""
         pre = argparse.ArgumentParser(add_help=False)
         pre.add_argument("--config")
         pre.add_argument("--recipe")
         pre.add_argument("--smoke", action="store_true")
         known, _ = pre.parse_known_args(argv)
-        defaults: dict[str, Any] = {}
         if known.recipe and known.smoke and known.recipe != SMOKE_RECIPE:
             self.parser.error(f"--smoke is --recipe smoke; drop one of --smoke and --recipe {known.recipe}")
-        recipe = known.recipe or (SMOKE_RECIPE if known.smoke else DEFAULT_RECIPE)
-        if self._has_run_options and recipe not in self.recipes:
-            self.parser.error(f"--recipe {recipe}: choose one of {', '.join(sorted(self.recipes))}")
-        defaults.update(self.recipes.get(recipe, {}))
+        values: dict[str, Any] = {}
         if known.config:
             try:
-                defaults.update(self.file_defaults(known.config))
+                values = self.file_defaults(known.config)
             except ConfigFileError as exc:
                 self.parser.exit(2, f"{self.prog}: error: {exc}\n")
-        self.parser.set_defaults(**defaults)
+        from_file = values.pop("recipe", None) or (SMOKE_RECIPE if values.pop("smoke", False) else None)
+        recipe = known.recipe or (SMOKE_RECIPE if known.smoke else None) or from_file or DEFAULT_RECIPE
+        if self._has_run_options and recipe not in self.recipes:
+            self.parser.error(f"--recipe {recipe}: choose one of {', '.join(sorted(self.recipes))}")
+        return recipe, values
+
+    def parse(self, argv: Sequence[str] | None = None) -> argparse.Namespace:
+        """Parse ``argv`` over the recipe's and the config file's defaults; warn about deprecated flags."""
+        argv = list(sys.argv[1:] if argv is None else argv)
+        recipe, from_file = self._recipe_and_file(argv)
+        self.parser.set_defaults(**{**self.recipes.get(recipe, {}), **from_file})
         args = self.parser.parse_args(argv)
         args.recipe = recipe if self._has_run_options else None
         for old, (_, new) in self.deprecated.items():

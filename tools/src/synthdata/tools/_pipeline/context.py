@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,19 @@ class RunContext:
     clip_templates: list[str]
     prefix: str
     suffix: str
+    progress: bool = False
     _clip: Any = None
     _device: str | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def bar(self, total: int, desc: str, unit: str) -> Iterator[Any]:
+        """A progress bar with ETA on stderr (a silent one with ``--quiet``)."""
+        from tqdm import tqdm
+
+        with tqdm(total=total, desc=desc, unit=unit, disable=not self.progress, file=sys.stderr,
+                  dynamic_ncols=True) as bar:
+            yield bar
 
     def path(self, rel: str) -> Path:
         return self.run_dir / rel
@@ -52,7 +64,9 @@ class RunContext:
             from synthdata.clip import load_clip
 
             torch.manual_seed(self.cfg.seed)
-            self._clip = load_clip(self.cfg.clip_model or "RN50", self.cfg.clip_pretrained, device=self.device)
+            self._clip = load_clip(
+                self.cfg.clip_model, self.cfg.clip_pretrained, device=self.device, cache_dir=self.cfg.weights_cache
+            )
         return self._clip
 
 

@@ -7,6 +7,6 @@ GENERATED_DIR = "generated"  # generate stage: shards + dataset.json
 FILTER_DIR = "filtered"  # filter stage: kept shards, scores.jsonl, report.json, report/*.png
 EVAL_DIR = "eval"  # eval stage (smoke runs without --eval only): a procedural stand-in test set
 TUNE_DIR = "tune"  # tune stage: heads, train_log.jsonl, the tuner's own results.jsonl, confusion.png
-RESULTS = "results.jsonl"  # tune stage: one line per classifier evaluated (zero-shot, tuned, WiSE-FT)
+RESULTS = "results.jsonl"  # tune stage appends: one line per classifier evaluated (zero-shot, tuned, WiSE-FT) a run
 REPORT_HTML = "report.html"  # report stage
 REPORT_DIR = "report"  # report stage: the PNG figures of report.html

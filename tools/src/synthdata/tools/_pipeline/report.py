@@ -25,6 +25,7 @@ from typing import Any
 from synthdata.filter import layout as filter_layout
 from synthdata.tools._pipeline import layout
 from synthdata.tools._pipeline._io import atomic_write_bytes
+from synthdata.tools._pipeline.results import latest_results
 from synthdata.tools._pipeline.stages import read_marker
 
 log = logging.getLogger(__name__)
@@ -376,7 +377,7 @@ def _accuracy_row(r: dict[str, Any], zs: dict[str, Any] | None) -> list[Any]:
 def accuracy_section(run: RunFiles) -> Section:
     """The tune and eval stages' results: each classifier's test accuracy against zero-shot CLIP."""
     parts = ['<h2 id="accuracy">Accuracy against zero-shot CLIP</h2>']
-    results = _read_jsonl(run.run_dir / layout.RESULTS)
+    results = latest_results(run.run_dir / layout.RESULTS)  # the file keeps every run's lines
     if not results:
         parts.append('<p class="note">No results yet (the tune stage has not finished).</p>')
         return Section("\n".join(parts), {"rows": []})

@@ -86,24 +86,23 @@ def _versions() -> dict[str, str]:
 
 def resolve_classes(cfg: PipelineConfig) -> tuple[list[str], list[str], str, str]:
     """Class names, CLIP templates, prompt prefix and suffix for the run's dataset or class file."""
-    from synthdata.prompts import GENERIC_PREFIX, PromptsError, get_dataset, load_class_list
+    from synthdata.prompts import PromptsError
+    from synthdata.prompts.classes import resolve_classes as resolve
 
     try:
-        if cfg.dataset is not None:
-            spec = get_dataset(cfg.dataset)
-            names, templates, prefix, suffix = list(spec.classnames), list(spec.templates), spec.prefix, spec.suffix
-        else:
-            from synthdata.clip import DEFAULT_TEMPLATES
-
-            names = list(load_class_list(cfg.classes_file))  # type: ignore[arg-type]
-            templates, prefix, suffix = list(DEFAULT_TEMPLATES), GENERIC_PREFIX, ""
+        source = resolve(dataset=cfg.dataset, classes_file=cfg.classes_file)
     except PromptsError as exc:
         raise PipelineError(str(exc)) from exc
-    if len(names) < 2:
-        raise PipelineError(f"need at least 2 classes to tune a classifier, got {len(names)}")
-    if cfg.prefix is not None:
-        prefix = cfg.prefix
-    return names, templates, prefix, suffix
+    if len(source.classnames) < 2:
+        raise PipelineError(f"need at least 2 classes to tune a classifier, got {len(source.classnames)}")
+    if source.templates is None:
+        from synthdata.clip import DEFAULT_TEMPLATES
+
+        templates = list(DEFAULT_TEMPLATES)
+    else:
+        templates = list(source.templates)
+    prefix = cfg.prefix if cfg.prefix is not None else source.prefix
+    return list(source.classnames), templates, prefix, source.suffix
 
 
 @contextlib.contextmanager
@@ -189,7 +188,7 @@ def _decide(ctx: RunContext, stage: Stage, chash: str, inputs: dict[str, str]) -
     if marker is None:
         return False, "not done yet"
     if marker.config_hash != chash:
-        diff = config_diff(marker.config, ctx.cfg.stage_config(stage.name))
+        diff = config_diff(marker.config, ctx.cfg.hashed_settings(stage.name))
         return False, "config changed (" + "; ".join(diff[:4]) + ")"
     if marker.inputs != inputs:
         changed = sorted(k for k in set(marker.inputs) | set(inputs) if marker.inputs.get(k) != inputs.get(k))
@@ -205,7 +204,7 @@ def run_stage(ctx: RunContext, stage: Stage, *, force: bool = False) -> StageOut
     if not stage.enabled(ctx):
         remove_marker(ctx.run_dir, stage.name)
         return StageOutcome(stage.name, "disabled", 0.0, "not needed for this run")
-    scfg = ctx.cfg.stage_config(stage.name)
+    scfg = ctx.cfg.hashed_settings(stage.name)
     chash = config_hash(scfg)
     inputs = {k: fingerprint(p) for k, p in sorted(stage.inputs(ctx).items())}
     skip, reason = _decide(ctx, stage, chash, inputs)
@@ -252,6 +251,16 @@ def run_stage(ctx: RunContext, stage: Stage, *, force: bool = False) -> StageOut
     return StageOutcome(stage.name, "ran", seconds, reason)
 
 
+def cli_options(cfg: PipelineConfig) -> dict[str, Any]:
+    """The resolved settings as ``--config`` options: ``synth-pipeline --config R/config.json --out R`` reruns
+    the run with exactly these settings."""
+    import dataclasses
+
+    out = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.metadata.get("cli", True)}
+    out["recipe"] = cfg.stage_recipe
+    return out
+
+
 def write_config(ctx: RunContext, argv: Sequence[str] | None) -> None:
     """``R/config.json``: the resolved config, classes, templates, versions and the command line."""
     atomic_write_json(
@@ -259,6 +268,7 @@ def write_config(ctx: RunContext, argv: Sequence[str] | None) -> None:
         {
             "schema": CONFIG_SCHEMA,
             "config": ctx.cfg.to_json(),
+            "options": cli_options(ctx.cfg),
             "classnames": ctx.classnames,
             "clip_templates": ctx.clip_templates,
             "prefix": ctx.prefix,
@@ -266,7 +276,7 @@ def write_config(ctx: RunContext, argv: Sequence[str] | None) -> None:
             "argv": list(argv) if argv is not None else sys.argv[1:],
             "versions": _versions(),
             "written": _now(),
-            "stage_hashes": {s.name: config_hash(ctx.cfg.stage_config(s.name)) for s in STAGES},
+            "stage_hashes": {s.name: config_hash(ctx.cfg.hashed_settings(s.name)) for s in STAGES},
         },
     )
 
@@ -278,9 +288,11 @@ def run_pipeline(
     argv: Sequence[str] | None = None,
     force: Sequence[str] = (),
     until: str | None = None,
+    progress: bool = False,
 ) -> PipelineResult:
     """Run (or resume) the whole pipeline into ``run_dir``. ``force`` names stages to redo even when
-    finished (and so everything after them); ``until`` stops after that stage."""
+    finished (and so everything after them); ``until`` stops after that stage; ``progress`` shows a bar
+    with ETA for every long stage."""
     cfg = cfg.resolved()
     names = [s.name for s in STAGES]
     for name in [*force, *([until] if until else [])]:
@@ -295,21 +307,16 @@ def run_pipeline(
     run_dir = Path(run_dir).resolve()
     _check_run_dir(run_dir)  # only now: a bad setting leaves no directory behind
     check_real_data(cfg, classnames, run_dir)
+    check_weights(cfg, run_dir, until=until)
     created = first_missing_dir(run_dir)
     was_empty = created is None and not any(run_dir.iterdir())
     run_dir.mkdir(parents=True, exist_ok=True)
-    ctx = RunContext(cfg, run_dir, classnames, templates, prefix, suffix)
+    ctx = RunContext(cfg, run_dir, classnames, templates, prefix, suffix, progress=progress)
     outcomes: list[StageOutcome] = []
     with _locked(run_dir):
         try:
             write_config(ctx, argv)
-            forced = False
-            for stage in STAGES:
-                forced = forced or stage.name in force
-                outcome = run_stage(ctx, stage, force=forced)
-                outcomes.append(outcome)
-                if until is not None and stage.name == until:
-                    break
+            _run_stages(ctx, outcomes, force, until)
         except BaseException:
             # A new (or empty) run directory is left as it was if the failure left nothing in it but the
             # runner's bookkeeping; once a stage has written something (a finished stage, a partial output,
@@ -320,12 +327,39 @@ def run_pipeline(
                 for rel in (layout.CONFIG, LOCK_FILE, STAGES_DIR):
                     remove_path(run_dir / rel)
             raise
-    from synthdata.tools._pipeline.report import _read_jsonl
+    from synthdata.tools._pipeline.results import latest_results
 
-    # results.jsonl may be an earlier run's (other settings, or --until stopped before tune): only a tune
-    # stage that is done for these settings makes its results this run's
+    # only a tune stage that is done for these settings makes the latest results this run's (--until may
+    # have stopped before it, or the settings changed since)
     tuned = any(o.name == "tune" and o.status in ("ran", "skipped") for o in outcomes)
-    return PipelineResult(run_dir, outcomes, _read_jsonl(run_dir / layout.RESULTS) if tuned else [])
+    return PipelineResult(run_dir, outcomes, latest_results(run_dir / layout.RESULTS) if tuned else [])
+
+
+def _run_stages(ctx: RunContext, outcomes: list[StageOutcome], force: Sequence[str], until: str | None) -> None:
+    forced = False
+    for stage in STAGES:
+        forced = forced or stage.name in force
+        outcomes.append(run_stage(ctx, stage, force=forced))
+        if until is not None and stage.name == until:
+            break
+
+
+def check_weights(cfg: PipelineConfig, run_dir: Path, *, until: str | None = None) -> None:
+    """Make sure every model the unfinished stages need is on disk (downloading it where the network allows)
+    before the first stage runs, so a missing file fails now with one line instead of hours later."""
+    if cfg.smoke:
+        return
+    from synthdata.tools._pipeline.weights import required_weights
+
+    names = [s.name for s in STAGES]
+    last = names.index(until) if until in names else len(names) - 1
+    pending = [n for n in names[: last + 1] if read_marker(run_dir, n) is None] if run_dir.is_dir() else names
+    for stage, check in required_weights(cfg):
+        if stage in pending:
+            try:
+                check()
+            except Exception as exc:  # each library raises its own one-line error type
+                raise PipelineError(f"{stage}: {exc}") from exc
 
 
 def _build_stages() -> list[Stage]:

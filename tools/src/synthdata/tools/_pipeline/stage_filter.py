@@ -18,19 +18,16 @@ def _inputs(ctx: RunContext) -> dict[str, Path]:
 
 def run(ctx: RunContext) -> dict[str, Any]:
     from synthdata.clip import WeightsUnavailableError
-    from synthdata.filter import ClassListError, FilterConfig, filter_shards
+    from synthdata.filter import ClassListError, filter_shards
     from synthdata.shards import ShardError
 
     cfg = ctx.cfg
-    fcfg = FilterConfig(
-        model=cfg.clip_model or "RN50",
-        pretrained=cfg.clip_pretrained or "openai",
+    fcfg = cfg.stage_config(
+        "filter",
         device=ctx.device,
         precision="fp32",
         num_workers=0 if cfg.smoke else (4 if ctx.device.startswith("cuda") else 1),
-        rule=cfg.filter_rule or "paper",
-        per_class=cfg.keep_per_class,
-        seed=cfg.seed,
+        progress=ctx.progress,
     )
     try:
         result = filter_shards(

@@ -64,23 +64,22 @@ def _journal(ctx: RunContext) -> Path:
 
 
 def _le(ctx: RunContext, per_class: int) -> tuple[list[Any], dict[str, Any]]:
-    from synthdata.prompts import LanguageEnhancer, LEConfig, le_prompts
-    from synthdata.prompts.le import DEFAULT_MODEL
+    from synthdata.prompts import LanguageEnhancer, le_prompts
 
     cfg = ctx.cfg
-    le_cfg = LEConfig(per_class=per_class, seed=cfg.seed, max_new_tokens=12 if cfg.smoke else 32)
-    if cfg.smoke:
+    pcfg = cfg.stage_config("prompts", method="le", per_class=per_class)
+    le_cfg = pcfg.le_config()
+    if pcfg.smoke:
         enhancer = LanguageEnhancer.smoke(ctx.classnames, device="cpu")
     else:
-        enhancer = LanguageEnhancer.from_pretrained(
-            cfg.le_model or DEFAULT_MODEL, device=ctx.device, option="--le-model"
-        )
+        enhancer = LanguageEnhancer.from_pretrained(pcfg.le_model, device=ctx.device, option="--le-model")
     # The journal lives beside the markers, not in the stage's output (which a redo removes), so an
     # interrupted Language Enhancement resumes after its last finished block; it is keyed on the settings,
     # so one from other settings is ignored.
     journal = _journal(ctx)
     journal.parent.mkdir(parents=True, exist_ok=True)
-    result = enhancer.generate_resumable(ctx.classnames, le_cfg, journal=journal)
+    with ctx.bar(len(ctx.classnames) * per_class, "prompts: language enhancement", "sent") as bar:
+        result = enhancer.generate_resumable(ctx.classnames, le_cfg, journal=journal, progress=bar.update)
     records = le_prompts(result, ctx.classnames, ctx.prefix, ctx.suffix)
     short = {s.class_name: s.shortfall for s in result.stats if s.shortfall}
     if short:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from synthdata.tools._pipeline import layout
-from synthdata.tools._pipeline._io import atomic_write_bytes
 from synthdata.tools._pipeline.config import PipelineError
 from synthdata.tools._pipeline.context import RunContext, Stage
+from synthdata.tools._pipeline.results import append_results
 
 RESULT_SCHEMA = "synthdata.pipeline-result/1"
 
@@ -65,31 +65,15 @@ def _mean(values: Any) -> float | None:
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
-    import json
-
     from synthdata.clip import WeightsUnavailableError
     from synthdata.shards import ShardError
-    from synthdata.tune import DataError, TuneConfig, run_tuning
+    from synthdata.tune import DataError, run_tuning
 
     cfg = ctx.cfg
-    kwargs: dict[str, Any] = {}
-    if cfg.tune_batch_size is not None:
-        kwargs["batch_size"] = cfg.tune_batch_size
-    if cfg.warmup is not None:
-        kwargs["warmup_epochs"] = cfg.warmup
-    # Decoding processes: none for the few smoke images (starting them costs more than they save).
-    kwargs["workers"] = 0 if cfg.smoke else (4 if ctx.device.startswith("cuda") else 1)
     try:
-        tcfg = TuneConfig(
-            model=cfg.clip_model or "RN50",
-            pretrained=cfg.clip_pretrained or "openai",
-            device=ctx.device,
-            epochs=int(cfg.epochs or 30),
-            lr=cfg.lr,
-            shots=cfg.shots,
-            seed=cfg.seed,
-            **kwargs,
-        )
+        # Decoding processes: none for the few smoke images (starting them costs more than they save).
+        workers = 0 if cfg.smoke else (4 if ctx.device.startswith("cuda") else 1)
+        tcfg = cfg.stage_config("tune", device=ctx.device, workers=workers)
         record = run_tuning(
             tcfg,
             classnames=ctx.classnames,
@@ -103,8 +87,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     except (DataError, ShardError, ValueError, FileNotFoundError, WeightsUnavailableError) as exc:
         raise PipelineError(f"tune: {exc}") from exc
     rows = result_rows(ctx, record, stand_in=cfg.eval_dir is None)
-    text = "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in rows)
-    atomic_write_bytes(ctx.path(layout.RESULTS), text.encode("utf-8"))
+    append_results(ctx.path(layout.RESULTS), rows)
     return {
         "zeroshot_top1": record.get("zeroshot_top1"),
         "top1": record.get("top1"),
@@ -116,4 +99,5 @@ def run(ctx: RunContext) -> dict[str, Any]:
 
 # keep_partial: an interrupted tuning run resumes from its per-epoch checkpoint (run_tuning checks it
 # belongs to the same settings and data).
-STAGE = Stage("tune", (layout.TUNE_DIR, layout.RESULTS), _inputs, run, keep_partial=True)
+# R/results.jsonl is a history the stage appends to, not an output it replaces (a redo keeps it).
+STAGE = Stage("tune", (layout.TUNE_DIR,), _inputs, run, keep_partial=True)
