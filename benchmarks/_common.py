@@ -37,8 +37,14 @@ def environment() -> dict[str, Any]:
 
 def write_results(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> Path:
     """Write ``{"environment": ..., "rows": ...}`` to ``benchmarks/results/<name>.json`` atomically."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{name}.json"
+    return write_json(RESULTS_DIR / f"{name}.json", rows, extra)
+
+
+def write_json(path: str | os.PathLike[str], rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> Path:
+    """Write ``{"environment": ..., "rows": ...}`` to ``path`` atomically (the ``--json`` of every script,
+    which ``gpu_suite.py`` reads; written in ``--smoke`` too)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps({"environment": environment(), **(extra or {}), "rows": rows}, indent=1) + "\n")
     os.replace(tmp, path)
@@ -48,7 +54,7 @@ def write_results(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] |
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     """Print rows as an aligned text table."""
     cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
     print("  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)))
     for row in cells:
         print("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))

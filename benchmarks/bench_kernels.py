@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import environment, print_table, write_results
+from _common import environment, print_table, write_json, write_results
 
 from synthdata.kernels import (
     BackendUnavailableError,
@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", choices=("fp16", "bf16"), nargs="+", default=None, help="default: fp16 bf16 (fp32 on CPU)")
     parser.add_argument("--iters", type=int, default=None)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--json", default=None, help="also write the rows to this file (smoke too)")
     args = parser.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.smoke:
@@ -174,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += bench_norm(device, dtype, args.smoke, iters)
         rows += bench_sampler(device, args.smoke, iters)
     print_table(rows, COLUMNS)
+    if args.json:
+        write_json(args.json, rows, {"kernels": available_backends()})
     if args.smoke:
         print("smoke run (tiny shapes): no result file written")
     else:

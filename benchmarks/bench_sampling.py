@@ -34,7 +34,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import environment, print_table, write_results
+from _common import environment, print_table, write_json, write_results
 
 from synthdata.diffusion import fast
 from synthdata.diffusion.model import Text2ImUNet, create_model
@@ -231,6 +231,21 @@ def _timed(v: Variant, stage: str, prompts: Sequence[str], seeds: Sequence[int],
     return best, out
 
 
+def _extra(args: argparse.Namespace, weights: str, peak: float | None, flops_base: int, flops_up: int,
+           official_batch: int) -> dict[str, Any]:  # fmt: skip
+    """The result file's fields beside the rows: weights, kernel backends, settings and FLOPs per forward."""
+    from synthdata.kernels import available_backends
+
+    return {
+        "weights": weights,
+        "kernels": available_backends(),
+        "settings": {"base_respacing": args.base_respacing, "up_respacing": args.up_respacing,
+                     "guidance": args.guidance, "temperature": args.temperature, "peak_tflops": peak,
+                     "gflop_per_forward": {"base": flops_base / 1e9, "upsample": flops_up / 1e9},
+                     "official_batch": official_batch},
+    }  # fmt: skip
+
+
 # ------------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -254,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", default=None, help="result name under benchmarks/results/ (sampling_<device>)")
+    parser.add_argument("--json", default=None, help="also write the rows to this file, after each row (smoke too)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log kernel/graph choices")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
@@ -274,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     flops_up = forward_flops(up.to(device), device, base.options.image_size) if up is not None else 0
     base_steps = create_diffusion(base.options, args.base_respacing).num_timesteps
     up_steps = create_diffusion(up.options, args.up_respacing).num_timesteps if up is not None else 0
+    extra = _extra(args, weights, peak, flops_base, flops_up, official_batch)
     ref = reference(base, up, args, device)
     ref_cache: dict[tuple[str, str, int], torch.Tensor] = {}
 
@@ -311,21 +328,15 @@ def main(argv: list[str] | None = None) -> int:
                     "base_steps": base_steps, "up_steps": up_steps if stage != "base64" else 0,
                 })  # fmt: skip
                 print(f"{name:>15} {stage:>12} batch {batch:>3}: {ips:.3g} images/s, max err {err:.3g}", flush=True)
+                if args.json:  # after each row, so a run killed at its time limit keeps what it measured
+                    write_json(args.json, rows, extra)
             del v
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     print()
     print_table(rows, COLUMNS)
-    from synthdata.kernels import available_backends
-
-    extra = {
-        "weights": weights,
-        "kernels": available_backends(),
-        "settings": {"base_respacing": args.base_respacing, "up_respacing": args.up_respacing,
-                     "guidance": args.guidance, "temperature": args.temperature, "peak_tflops": peak,
-                     "gflop_per_forward": {"base": flops_base / 1e9, "upsample": flops_up / 1e9},
-                     "official_batch": official_batch},
-    }  # fmt: skip
+    if args.json:
+        write_json(args.json, rows, extra)
     if args.smoke:
         print("smoke run (tiny random models): no result file written; figures mean nothing")
     else:

@@ -1,5 +1,6 @@
 """Every benchmark script runs end to end at --smoke size, so CI keeps them working."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +15,21 @@ SMOKE_SCRIPTS = [
     "bench_kernels.py",
     "bench_sampling.py",
     "bench_filter.py",
+    "bench_pretrain.py",
 ]
+JSON_SCRIPTS = {"bench_kernels.py", "bench_sampling.py", "bench_filter.py", "bench_pretrain.py"}
+"""Scripts with ``--json PATH`` (what gpu_suite.py reads their rows from)."""
 
 
 @pytest.mark.parametrize("script", SMOKE_SCRIPTS)
-def test_benchmark_smoke(script):
+def test_benchmark_smoke(script, tmp_path):
+    out = tmp_path / "rows.json"
+    extra = ["--json", str(out)] if script in JSON_SCRIPTS else []
     result = subprocess.run(
-        [sys.executable, str(BENCH / script), "--smoke"], capture_output=True, text=True, timeout=600
+        [sys.executable, str(BENCH / script), "--smoke", *extra], capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip(), "a benchmark prints a table"
+    if extra:
+        data = json.loads(out.read_text())
+        assert data["rows"] and "device" in data["environment"]
