@@ -371,49 +371,51 @@ def check_reference(directory: str | Path, *, cases: Iterable[str] | None = None
     except (OSError, ValueError, RuntimeError) as exc:
         raise ReferenceError(f"cannot read the reference in {directory}: {_why(exc)}") from exc
 
-    results: list[CheckResult] = []
-    if (directory / "tokenizer_cases.json").exists() and selected("tokenizer"):
-        try:
-            results += _check_tokenizer(directory / "tokenizer_cases.json")
-        except Exception as exc:
-            results.append(CheckResult("tokenizer", "cases", None, 0.0, note=_why(exc)))
-    if (directory / "schedules.json").exists() and selected("schedules"):
-        try:
-            results += _check_schedules(directory / "schedules.json", ref)
-        except Exception as exc:
-            results.append(CheckResult("schedules", "betas", None, SCHEDULE_LIMIT, note=_why(exc)))
-    for manifest in sorted(directory.glob("manifest_*.json")):
-        if selected(manifest.stem):
-            try:
-                results += _check_manifest(manifest)
-            except Exception as exc:
-                results.append(CheckResult(manifest.stem, "keys+shapes", None, 0.0, note=_why(exc)))
-
+    results = _check_files(directory, ref, selected)
     models = set(ref.model_entries())
     if (directory / "cases.json").exists() and not (directory / "cases.safetensors").exists():
         results.append(CheckResult("cases", "cases.safetensors", None, 0.0, note="cases.safetensors is missing"))
-    for case in ref.case_names():
-        entry = ref.cases.get(case, {})
-        if not selected(case):
-            continue
-        t = ref.case_tensors(case)
-        runner = _case_runner(t)
-        if runner is None:
-            if case in models or (isinstance(entry, dict) and set(entry) <= {"options", "note"}):
-                continue  # a model's options, not a case
-            results.append(CheckResult(case, "?", None, 0.0, note="no tensors this checker knows for this case"))
-            continue
-        quantity, run = runner
-        limit = FORWARD_LIMIT if run is _forward else LOOP_LIMIT
-        try:
-            results += run(ref, case, t)
-        except Exception as exc:
-            results.append(CheckResult(case, quantity, None, limit, note=_why(exc)))
+    results += [r for case in ref.case_names() if selected(case) for r in _check_case(ref, case, models)]
     if wanted is not None:
         ran = {r.case.split("[")[0].split(" ")[0] for r in results}
         for name in sorted(wanted - ran - {"schedules"}):
             results.append(CheckResult(name, "?", None, 0.0, note="no such case in the directory"))
     return results
+
+
+def _check_files(directory: Path, ref: _Reference, selected: Callable[[str], bool]) -> list[CheckResult]:
+    """The checks of the tokenizer, the schedules and the checkpoint manifests, where present."""
+    checks: list[tuple[str, str, float, Path, Callable[[], list[CheckResult]]]] = []
+    tok, sched = directory / "tokenizer_cases.json", directory / "schedules.json"
+    checks.append(("tokenizer", "cases", 0.0, tok, lambda: _check_tokenizer(tok)))
+    checks.append(("schedules", "betas", SCHEDULE_LIMIT, sched, lambda: _check_schedules(sched, ref)))
+    for manifest in sorted(directory.glob("manifest_*.json")):
+        checks.append((manifest.stem, "keys+shapes", 0.0, manifest, functools.partial(_check_manifest, manifest)))
+    results: list[CheckResult] = []
+    for name, quantity, limit, path, run in checks:
+        if path.exists() and selected(name):
+            try:
+                results += run()
+            except Exception as exc:
+                results.append(CheckResult(name, quantity, None, limit, note=_why(exc)))
+    return results
+
+
+def _check_case(ref: _Reference, case: str, models: set[str]) -> list[CheckResult]:
+    """One case of ``cases.json``: run by the checker its tensors call for (nothing for a model entry)."""
+    entry = ref.cases.get(case, {})
+    t = ref.case_tensors(case)
+    runner = _case_runner(t)
+    if runner is None:
+        if case in models or (isinstance(entry, dict) and set(entry) <= {"options", "note"}):
+            return []  # a model's options, not a case
+        return [CheckResult(case, "?", None, 0.0, note="no tensors this checker knows for this case")]
+    quantity, run = runner
+    limit = FORWARD_LIMIT if run is _forward else LOOP_LIMIT
+    try:
+        return run(ref, case, t)
+    except Exception as exc:
+        return [CheckResult(case, quantity, None, limit, note=_why(exc))]
 
 
 def format_table(results: Sequence[CheckResult]) -> str:
