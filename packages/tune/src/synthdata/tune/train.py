@@ -88,11 +88,9 @@ def run_loop(
     With ``checkpoint``, a saved state is loaded first (the ``modules``' weights, optimiser, schedule, rows)
     and training continues after its epoch; the state is saved after every epoch, before ``on_epoch``.
     """
-    lr = cfg.resolved_lr()
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=cfg.resolved_lr(), weight_decay=cfg.weight_decay)
     total = cfg.epochs * steps_per_epoch
-    warmup = warmup_steps_for(cfg.warmup_epochs, steps_per_epoch)
-    scheduler = cosine_scheduler(optimizer, total, warmup)
+    scheduler = cosine_scheduler(optimizer, total, warmup_steps_for(cfg.warmup_epochs, steps_per_epoch))
     rows: list[dict] = []
     start_epoch = step = 0
     state = checkpoint.load() if checkpoint is not None else None
@@ -113,63 +111,16 @@ def run_loop(
     for epoch in range(start_epoch, cfg.epochs):
         if set_train_mode is not None:
             set_train_mode()
-        start = time.perf_counter()
-        sums = {"loss": 0.0, "syn_loss": 0.0, "real_loss": 0.0}
-        correct = seen = n_steps = 0
-        step_lr = optimizer.param_groups[0]["lr"]
-        for syn, real in epoch_batches(epoch):
-            step_lr = optimizer.param_groups[0]["lr"]
-            loss = torch.zeros((), device=params[0].device)
-            if syn is not None:
-                logits = forward(syn.inputs)
-                syn_loss = tuning_loss(
-                    logits,
-                    syn.labels,
-                    syn.teacher,
-                    sl=cfg.sl,
-                    temperature=cfg.sl_temperature,
-                    label_smoothing=cfg.label_smoothing,
-                    use_pseudo_labels=cfg.pseudo_labels,
-                )
-                loss = loss + cfg.syn_weight * syn_loss
-                sums["syn_loss"] += syn_loss.item()
-                correct += int((logits.argmax(-1) == syn.labels).sum())
-                seen += len(syn.labels)
-            if real is not None:
-                logits_r = forward(real.inputs)
-                real_loss = cross_entropy(logits_r, real.labels, cfg.label_smoothing)
-                loss = loss + cfg.real_weight * real_loss
-                sums["real_loss"] += real_loss.item()
-                if syn is None:
-                    correct += int((logits_r.argmax(-1) == real.labels).sum())
-                    seen += len(real.labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            sums["loss"] += loss.item()
-            n_steps += 1
-            step += 1
-        if n_steps == 0:
-            raise RuntimeError(f"epoch {epoch} produced no batches")
-        row = {
-            "epoch": epoch + 1,
-            "step": step,
-            "lr": step_lr,
-            **{k: v / n_steps for k, v in sums.items()},
-            "train_top1": correct / seen if seen else None,
-            "seconds": time.perf_counter() - start,
-        }
+        row = _train_epoch(cfg, epoch, step, epoch_batches(epoch), forward, params, optimizer, scheduler)
         rows.append(row)
+        step = row["step"]
         log.info(
             "epoch %d/%d  loss %.4f  train top-1 %.3f  lr %.2e",
             epoch + 1,
             cfg.epochs,
             row["loss"],
             row["train_top1"] or 0.0,
-            step_lr,
+            row["lr"],
         )
         if checkpoint is not None:
             checkpoint.save(
@@ -188,6 +139,98 @@ def run_loop(
         if on_epoch is not None:
             on_epoch(row)
     return rows
+
+
+@dataclass(slots=True)
+class _Totals:
+    """Running sums over one epoch's optimiser steps."""
+
+    loss: float = 0.0
+    syn_loss: float = 0.0
+    real_loss: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    steps: int = 0
+
+    def count(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        self.correct += int((logits.argmax(-1) == labels).sum())
+        self.seen += len(labels)
+
+
+def _train_epoch(
+    cfg: TuneConfig,
+    epoch: int,
+    step: int,
+    batches: Iterator[StepBatches],
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    params: list[torch.nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> dict:
+    """One optimiser step per item of ``batches``; returns the epoch's log row (``step``: the optimiser
+    steps done once it ends, ``step`` before it)."""
+    start = time.perf_counter()
+    totals = _Totals()
+    step_lr = optimizer.param_groups[0]["lr"]
+    for syn, real in batches:
+        step_lr = optimizer.param_groups[0]["lr"]
+        loss = _step_loss(cfg, forward, syn, real, params[0].device, totals)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        totals.loss += loss.item()
+        totals.steps += 1
+    n = totals.steps
+    if n == 0:
+        raise RuntimeError(f"epoch {epoch} produced no batches")
+    return {
+        "epoch": epoch + 1,
+        "step": step + n,
+        "lr": step_lr,
+        "loss": totals.loss / n,
+        "syn_loss": totals.syn_loss / n,
+        "real_loss": totals.real_loss / n,
+        "train_top1": totals.correct / totals.seen if totals.seen else None,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _step_loss(
+    cfg: TuneConfig,
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    syn: Batch | None,
+    real: Batch | None,
+    device: torch.device,
+    totals: _Totals,
+) -> torch.Tensor:
+    """``syn_weight * L_syn + real_weight * L_real`` of one step; the parts and the training accuracy (on
+    the synthetic batch, else the real one) are added to ``totals``."""
+    loss = torch.zeros((), device=device)
+    if syn is not None:
+        logits = forward(syn.inputs)
+        syn_loss = tuning_loss(
+            logits,
+            syn.labels,
+            syn.teacher,
+            sl=cfg.sl,
+            temperature=cfg.sl_temperature,
+            label_smoothing=cfg.label_smoothing,
+            use_pseudo_labels=cfg.pseudo_labels,
+        )
+        loss = loss + cfg.syn_weight * syn_loss
+        totals.syn_loss += syn_loss.item()
+        totals.count(logits, syn.labels)
+    if real is not None:
+        logits_r = forward(real.inputs)
+        real_loss = cross_entropy(logits_r, real.labels, cfg.label_smoothing)
+        loss = loss + cfg.real_weight * real_loss
+        totals.real_loss += real_loss.item()
+        if syn is None:
+            totals.count(logits_r, real.labels)
+    return loss
 
 
 def train_head_on_features(
@@ -287,40 +330,20 @@ def finetune_end_to_end(
     head.to(device)
     n_syn = len(syn_set) if syn_set is not None else 0
     n_real = len(real_images) if real_images else 0
-    per_epoch = steps_per_epoch(cfg, n_syn, n_real)
+    batches = _ImageBatches(
+        cfg,
+        bundle.preprocess,
+        device,
+        steps_per_epoch(cfg, n_syn, n_real),
+        syn_set if n_syn else None,
+        syn_teacher,
+        real_images if n_real else None,
+        real_labels,
+        shuffle_buffer,
+    )
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         return head(bundle.model.encode_image(x.to(device=device, dtype=bundle.dtype)))
-
-    def real_batch(step: int) -> Batch | None:
-        if not n_real:
-            return None
-        idx = real_batch_indices(step, n_real, cfg.real_batch_size, cfg.seed)
-        x = torch.stack([bundle.preprocess(real_images[int(i)]) for i in idx])
-        return Batch(x, real_labels[idx].to(device))
-
-    def epoch_batches(epoch: int) -> Iterator[StepBatches]:
-        step = epoch * per_epoch
-        if not n_syn:
-            for i in range(per_epoch):
-                yield None, real_batch(step + i)
-            return
-        batch: list[tuple[int, object, int]] = []
-        i = 0
-        for item in _shuffled_stream(syn_set, cfg.seed, epoch, shuffle_buffer):
-            batch.append(item)
-            if len(batch) == cfg.batch_size:
-                yield _syn_batch(batch), real_batch(step + i)
-                batch, i = [], i + 1
-        if batch:
-            yield _syn_batch(batch), real_batch(step + i)
-
-    def _syn_batch(items: list[tuple[int, object, int]]) -> Batch:
-        idx = torch.as_tensor([i for i, _, _ in items])
-        x = torch.stack([bundle.preprocess(im) for _, im, _ in items])
-        y = torch.as_tensor([c for _, _, c in items], dtype=torch.int64).to(device)
-        teacher = syn_teacher[idx].to(device) if syn_teacher is not None else None
-        return Batch(x, y, teacher)
 
     def set_train_mode() -> None:
         visual.train()
@@ -336,8 +359,8 @@ def finetune_end_to_end(
             modules={"head": head, "visual": visual},
             params=params,
             forward=forward,
-            epoch_batches=epoch_batches,
-            steps_per_epoch=per_epoch,
+            epoch_batches=batches,
+            steps_per_epoch=batches.per_epoch,
             checkpoint=checkpoint,
             on_epoch=on_epoch,
             set_train_mode=set_train_mode,
@@ -348,3 +371,51 @@ def finetune_end_to_end(
         for p in visual.parameters():
             p.requires_grad_(False)
     return rows
+
+
+@dataclass(slots=True)
+class _ImageBatches:
+    """The step batches of end-to-end fine-tuning, called with the epoch: images preprocessed every step
+    (synthetic ones streamed in a seeded order with their zero-shot logits, real ones by
+    :func:`real_batch_indices`), labels on ``device``."""
+
+    cfg: TuneConfig
+    preprocess: Callable[[object], torch.Tensor]
+    device: torch.device
+    per_epoch: int
+    syn_set: object | None  # an ImageSet of shards; None: no synthetic data
+    syn_teacher: torch.Tensor | None
+    real_images: list | None  # None: no real data
+    real_labels: torch.Tensor | None
+    shuffle_buffer: int
+
+    def __call__(self, epoch: int) -> Iterator[StepBatches]:
+        step = epoch * self.per_epoch
+        if self.syn_set is None:
+            for i in range(self.per_epoch):
+                yield None, self._real(step + i)
+            return
+        batch: list[tuple[int, object, int]] = []
+        i = 0
+        for item in _shuffled_stream(self.syn_set, self.cfg.seed, epoch, self.shuffle_buffer):
+            batch.append(item)
+            if len(batch) == self.cfg.batch_size:
+                yield self._syn(batch), self._real(step + i)
+                batch, i = [], i + 1
+        if batch:
+            yield self._syn(batch), self._real(step + i)
+
+    def _real(self, step: int) -> Batch | None:
+        if self.real_images is None:
+            return None
+        assert self.real_labels is not None
+        idx = real_batch_indices(step, len(self.real_images), self.cfg.real_batch_size, self.cfg.seed)
+        x = torch.stack([self.preprocess(self.real_images[int(i)]) for i in idx])
+        return Batch(x, self.real_labels[idx].to(self.device))
+
+    def _syn(self, items: list[tuple[int, object, int]]) -> Batch:
+        idx = torch.as_tensor([i for i, _, _ in items])
+        x = torch.stack([self.preprocess(im) for _, im, _ in items])
+        y = torch.as_tensor([c for _, _, c in items], dtype=torch.int64).to(self.device)
+        teacher = self.syn_teacher[idx].to(self.device) if self.syn_teacher is not None else None
+        return Batch(x, y, teacher)
