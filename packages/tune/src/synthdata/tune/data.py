@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -40,7 +40,6 @@ class ImageSet:
     items: list[tuple[Path, str]]
     labels: np.ndarray
     classes: list[str] | None = None
-    config: dict = field(default_factory=dict)
     _fingerprint: str | None = None
     _positions: dict[tuple[Path, str], int] | None = None
 
@@ -172,7 +171,6 @@ def load_shards(directories: Sequence[str | os.PathLike[str]]) -> ImageSet:
     items: list[tuple[Path, str]] = []
     labels: list[int] = []
     classes: list[str] | None = None
-    config: dict = {}
     roots = [Path(d) for d in directories]
     for root in roots:
         if not root.is_dir():
@@ -182,7 +180,6 @@ def load_shards(directories: Sequence[str | os.PathLike[str]]) -> ImageSet:
             if classes is not None and info.classes != classes:
                 raise DataError(f"{root}: its class list differs from {roots[0]}'s; tune on one class list")
             classes = classes or list(info.classes)
-            config = config or dict(info.config, name=info.name)
         shards = list_shards(root)
         if not shards:
             raise DataError(f"{root} holds no complete shards (no *.idx.json sidecars)")
@@ -198,7 +195,7 @@ def load_shards(directories: Sequence[str | os.PathLike[str]]) -> ImageSet:
             labels.extend(cls)
     if not items:
         raise DataError(f"{', '.join(map(str, roots))}: no samples")
-    return ImageSet("shards", roots, items, np.asarray(labels, dtype=np.int64), classes, config)
+    return ImageSet("shards", roots, items, np.asarray(labels, dtype=np.int64), classes)
 
 
 def load_imagefolder(root: str | os.PathLike[str], num_classes: int | None = None) -> ImageSet:

@@ -42,7 +42,6 @@ class Features:
     indices: np.ndarray
     cache: str  # "hit", "miss" (computed and stored) or "off"
     seconds: float
-    key: str = ""
 
 
 def encoder_digest(model: torch.nn.Module) -> str:
@@ -185,7 +184,7 @@ class FeatureCache:
         loaded = self._load(path, key, len(sel))
         if loaded is not None:
             log.info("feature cache hit: %s (%s, %d images)", path.name, image_set.describe(), len(sel))
-            return Features(*loaded, sel, "hit", time.perf_counter() - start, key)
+            return Features(*loaded, sel, "hit", time.perf_counter() - start)
         f, y = encode()
         metadata = {
             "key": key,
@@ -197,7 +196,7 @@ class FeatureCache:
             path, save({"features": f.contiguous(), "labels": y.contiguous()}, metadata=metadata)
         )
         log.info("feature cache miss: wrote %s (%s, %d images)", path, image_set.describe(), len(y))
-        return Features(f, y, sel, "miss", time.perf_counter() - start, key)
+        return Features(f, y, sel, "miss", time.perf_counter() - start)
 
     @staticmethod
     def _load(path: Path, key: str, count: int) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -40,10 +40,6 @@ class ClassifierHead(torch.nn.Module):
     def num_classes(self) -> int:
         return self.linear.out_features
 
-    @property
-    def dim(self) -> int:
-        return self.linear.in_features
-
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if self.normalize:
             features = F.normalize(features.float(), dim=-1)
