@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+# Local S3 (moto) and HTTP servers for tests of remote locations; see tests/_servers.py.
+from _servers import _moto_endpoint, http_server, s3_server  # noqa: F401
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip tests marked ``gpu`` when no CUDA device is present (they run on GPU machines)."""

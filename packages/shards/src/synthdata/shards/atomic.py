@@ -154,6 +154,26 @@ class HashingWriter:
         self._fh.flush()
 
 
+class HashingReader:
+    """A read-only stream wrapper that hashes and counts the bytes read through it (one pass: size + SHA-256)."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self.sha256 = hashlib.sha256()
+        self.bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._fh.read(size)
+        self.sha256.update(data)
+        self.bytes_read += len(data)
+        return data
+
+    def drain(self, chunk: int = 1 << 20) -> None:
+        """Read the rest of the stream (what a tar reader leaves after the end-of-archive blocks)."""
+        while self.read(chunk):
+            pass
+
+
 def first_missing_dir(path: str | os.PathLike[str]) -> Path | None:
     """The topmost directory on the way to ``path`` (itself included) that does not exist yet, else None."""
     path = Path(path)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
+from synthdata.shards import storage
 from synthdata.shards.dataset_info import read_dataset_json
 from synthdata.shards.errors import DatasetInfoError
-from synthdata.shards.reader import ReadStats, iter_samples, list_shards
+from synthdata.shards.reader import ReadStats, iter_samples, shard_locations
 
 
 @dataclass(slots=True)
@@ -36,16 +36,19 @@ class DatasetStats:
 
 
 def dataset_stats(directory: str | os.PathLike[str]) -> DatasetStats:
-    """Count samples per class, bytes, image sizes and formats (corrupt shards are skipped and listed)."""
-    directory = Path(directory)
+    """Count samples per class, bytes, image sizes and formats (corrupt shards are skipped and listed).
+
+    ``directory`` is a local directory or a directory URL; each remote shard is fetched once.
+    """
+    location = storage.check_location(directory, flag="stats")
     stats = DatasetStats()
     try:
-        stats.classes = read_dataset_json(directory).classes
+        stats.classes = read_dataset_json(location).classes
     except DatasetInfoError:
         stats.classes = []
-    shards = list_shards(directory)
+    shards = shard_locations(location)
     stats.shards = len(shards)
-    stats.bytes = sum(p.stat().st_size for p in shards if p.exists())
+    stats.bytes = sum(storage.size(p) for p in shards if storage.exists(p))
     per_class: Counter[int] = Counter()
     sizes: Counter[str] = Counter()
     formats: Counter[str] = Counter()

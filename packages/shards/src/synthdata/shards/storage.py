@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import json
 import os
 import posixpath
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -141,10 +143,12 @@ def listdir(location: str | os.PathLike[str], pattern: str = "*") -> list[str]:
     except OSError as exc:
         raise StorageError(f"{os.fspath(location)}: cannot list ({exc})") from exc
     names = []
+    quoted = scheme_of(location) in READ_ONLY  # an HTTP listing gives links, percent-encoded
     for entry in entries:
         if entry.get("type") == "directory":
             continue
         name = posixpath.basename(str(entry.get("name", "")).rstrip("/"))
+        name = urllib.parse.unquote(name) if quoted else name
         if name and fnmatch.fnmatchcase(name, pattern):
             names.append(name)
     return sorted(set(names))
@@ -213,6 +217,16 @@ def write_bytes(location: str | os.PathLike[str], data: bytes) -> None:
     fs.pipe_file(path, data)
     if int(fs.size(path)) != len(data):
         raise StorageError(f"{os.fspath(location)}: stored size differs from the {len(data)} bytes written")
+
+
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as synthdata writes JSON files (indented, key-sorted, UTF-8, final newline)."""
+    return (json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def write_json(location: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as JSON with :func:`write_bytes` (the same bytes as ``atomic_write_json`` locally)."""
+    write_bytes(location, json_bytes(obj))
 
 
 def remove(location: str | os.PathLike[str]) -> bool:
