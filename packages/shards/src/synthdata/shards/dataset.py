@@ -18,6 +18,11 @@ from synthdata.shards.dataset_info import DatasetInfo, parse_dataset_json
 from synthdata.shards.errors import CorruptShardError, DatasetInfoError
 from synthdata.shards.layout import DATASET_JSON, SIDECAR_SUFFIX
 
+#: A sidecar's optional ``labels`` field: where its ``classes`` came from. ``cls`` (the default) means each
+#: sample's ``cls`` member; ``json:FIELD`` a field of its ``json`` member holding class indices, and
+#: ``json-names:FIELD`` one holding class names (shards adopted by ``synth-shards index --label-field``).
+LABELS_FROM_CLS = "cls"
+
 
 @dataclass(frozen=True, slots=True)
 class ShardEntry:
@@ -31,10 +36,12 @@ class ShardEntry:
     keys: tuple[str, ...]
     classes: tuple[int, ...]
     image_formats: tuple[str, ...] = ()
+    labels: str = LABELS_FROM_CLS
 
     @property
     def sidecar(self) -> dict[str, Any]:
-        """The sidecar's fields, as the writer wrote them."""
+        """The sidecar's fields, as the writer wrote them (``labels`` only where it is not ``cls``)."""
+        extra = {"labels": self.labels} if self.labels != LABELS_FROM_CLS else {}
         return {
             "shard": self.name,
             "count": self.count,
@@ -43,6 +50,7 @@ class ShardEntry:
             "keys": list(self.keys),
             "classes": list(self.classes),
             "image_formats": list(self.image_formats),
+            **extra,
         }
 
 
@@ -61,9 +69,14 @@ def parse_sidecar(obj: Any, source: str) -> ShardEntry:
         raise CorruptShardError(f"{source}: 'count', 'bytes' or 'sha256' disagree with the key list")
     if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in classes):
         raise CorruptShardError(f"{source}: class indices must be non-negative integers")
+    labels = obj.get("labels", LABELS_FROM_CLS)
+    if not isinstance(labels, str) or not labels:
+        raise CorruptShardError(f"{source}: 'labels' must name where the classes came from, e.g. 'cls'")
     base = source[: -len(storage.basename(source))]
     formats = obj.get("image_formats") or []
-    return ShardEntry(name, base + name, count, nbytes, sha, tuple(keys), tuple(classes), tuple(formats))
+    return ShardEntry(
+        name, base + name, count, nbytes, sha, tuple(keys), tuple(classes), tuple(formats), labels
+    )
 
 
 def _read_sidecars(location: str, names: list[str]) -> list[tuple[str, bytes]]:
@@ -93,13 +106,21 @@ class ShardDataset:
 
     @classmethod
     def open(
-        cls, location: str | os.PathLike[str], *, flag: str = "shards", require_info: bool = False
+        cls,
+        location: str | os.PathLike[str],
+        *,
+        flag: str = "shards",
+        require_info: bool = False,
+        read_info: bool = True,
     ) -> ShardDataset:
-        """Read and validate the index of ``location`` (a local directory or a directory URL)."""
+        """Read and validate the index of ``location`` (a local directory or a directory URL).
+
+        ``read_info=False`` leaves ``dataset.json`` unread (``info`` None): for a writer about to replace it.
+        """
         text = storage.check_location(location, flag=flag)
         if not storage.isdir(text) and not storage.exists(storage.join(text, DATASET_JSON)):
             raise FileNotFoundError(f"{flag} {text}: no such shard directory")
-        info = _read_info(text, required=require_info)
+        info = _read_info(text, required=require_info) if read_info else None
         names = [n for n in storage.listdir(text, f"*{SIDECAR_SUFFIX}") if not n.startswith(".")]
         entries = []
         for source, data in _read_sidecars(text, names):

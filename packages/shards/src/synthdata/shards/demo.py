@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from synthdata.shards.atomic import atomic_write_bytes, ensure_writable_dir
+from synthdata.shards.dataset import ShardDataset
 from synthdata.shards.dataset_info import DatasetInfo, write_dataset_json
 from synthdata.shards.encoding import encode_image
+from synthdata.shards.interop import write_interop_files
 from synthdata.shards.seeding import item_seed
 from synthdata.shards.writer import Sample, ShardWriter
 
@@ -117,13 +119,24 @@ def make_demo(
             writer.write(
                 Sample(key, draw_demo_image(c, rng, size), c, {"class_name": names[c], "demo": True})
             )
+    # the files timm, wids and Hugging Face look for: after the last sidecar, before dataset.json
+    write_interop_files(ShardDataset.open(directory, read_info=False), classes=names, name="demo")
     write_dataset_json(
         directory, DatasetInfo(classes=names, name="demo", producer="synth-shards make-demo", config=config)
     )
     return directory
 
 
-def imagefolder_dirname(index: int, name: str) -> str:
-    """A path-safe folder name for a class: ``NNN_`` plus the name's letters and digits."""
+SLUG_CHARS = 100  # keeps a folder name far below the 255-byte limit of common file systems
+
+
+def imagefolder_dirname(index: int, name: str, *, digits: int = 3) -> str:
+    """A path-safe folder name for a class: the index (zero-padded to ``digits``), ``_``, then the name with
+    every character but ASCII letters and digits as ``_``, outer ``_`` stripped, at most 100 characters.
+
+    The index prefix keeps names unique, whatever the class names (``/``, ``..``, spaces, unicode), and
+    sorted folder names give the class indices when ``digits`` covers the largest index.
+    """
     slug = "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in name).strip("_") or "class"
-    return f"{index:03d}_{slug}"
+    slug = slug[:SLUG_CHARS].rstrip("_")
+    return f"{index:0{digits}d}_{slug}"
