@@ -1,7 +1,8 @@
 """synthdata.shards: the WebDataset shard contract shared by every stage.
 
 Write with :class:`ShardWriter` (streaming, bounded shards) or :func:`write_shard` (one planned shard);
-describe the directory with :func:`write_dataset_json`; resume with :func:`plan_resume`; read with
+describe the directory with :func:`write_dataset_json` (and, just before it, :func:`write_interop_files` for
+timm, wids and Hugging Face); resume with :func:`plan_resume`; read with
 :func:`iter_samples` (tools) or :func:`wds_pipeline` (training); check with :func:`verify_dataset`.
 See ``docs/shards.md`` for the format.
 
@@ -15,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from synthdata.shards.adopt import IndexResult, index_shards
     from synthdata.shards.dataset import ShardDataset, ShardEntry
     from synthdata.shards.dataset_info import DatasetInfo, read_dataset_json, write_dataset_json
     from synthdata.shards.demo import demo_classes, draw_demo_image, imagefolder_dirname, make_demo
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
         ShardError,
         StorageError,
     )
+    from synthdata.shards.export import ExportResult, export_imagefolder
+    from synthdata.shards.interop import INTEROP_FILES, InteropFiles, write_interop_files
     from synthdata.shards.layout import DATASET_JSON, shard_name, sidecar_path
     from synthdata.shards.pipeline import ErrorCounter, resolve_urls, tar_samples, wds_pipeline
     from synthdata.shards.reader import ReadSample, ReadStats, iter_samples, list_shards
@@ -38,6 +42,8 @@ if TYPE_CHECKING:
     from synthdata.shards.writer import Sample, ShardInfo, ShardWriter, write_shard
 
 _SOURCE: dict[str, str] = {
+    "IndexResult": "adopt",
+    "index_shards": "adopt",
     "ShardDataset": "dataset",
     "ShardEntry": "dataset",
     "DatasetInfo": "dataset_info",
@@ -49,12 +55,17 @@ _SOURCE: dict[str, str] = {
     "make_demo": "demo",
     "decode_image": "encoding",
     "encode_image": "encoding",
+    "ExportResult": "export",
+    "export_imagefolder": "export",
     "CorruptShardError": "errors",
     "DatasetInfoError": "errors",
     "OutputDirError": "errors",
     "SampleError": "errors",
     "ShardError": "errors",
     "StorageError": "errors",
+    "INTEROP_FILES": "interop",
+    "InteropFiles": "interop",
+    "write_interop_files": "interop",
     "DATASET_JSON": "layout",
     "shard_name": "layout",
     "sidecar_path": "layout",
@@ -88,11 +99,15 @@ _SUBMODULES = frozenset(_SOURCE.values()) | {"atomic", "identity", "options", "s
 
 __all__ = [
     "DATASET_JSON",
+    "INTEROP_FILES",
     "CorruptShardError",
     "DatasetInfo",
     "DatasetInfoError",
     "DatasetStats",
     "ErrorCounter",
+    "ExportResult",
+    "IndexResult",
+    "InteropFiles",
     "OutputDirError",
     "Problem",
     "ReadSample",
@@ -114,8 +129,10 @@ __all__ = [
     "demo_classes",
     "draw_demo_image",
     "encode_image",
+    "export_imagefolder",
     "group_by_class",
     "imagefolder_dirname",
+    "index_shards",
     "is_complete",
     "item_seed",
     "iter_samples",
@@ -131,6 +148,7 @@ __all__ = [
     "wds_pipeline",
     "work_split",
     "write_dataset_json",
+    "write_interop_files",
     "write_shard",
 ]
 
