@@ -23,7 +23,7 @@ def test_plain_flags_mean_train() -> None:
 def test_smoke_defaults_yield_to_given_flags() -> None:
     args = parse_args(["--data", "D", "--smoke", "--epochs", "2"])
     assert (args.model, args.img_size, args.epochs, args.device) == ("test_resnet", 32, 2, "cpu")
-    args = parse_args(["transfer", "--ckpt", "c", "--train-dir", "t", "--eval-dir", "v", "--smoke"])
+    args = parse_args(["transfer", "--checkpoint", "c", "--train", "t", "--eval", "v", "--smoke"])
     assert (args.epochs, args.device, args.mode) == (1, "cpu", "finetune")
 
 
@@ -37,8 +37,8 @@ def test_train_then_transfer(
     assert "finished after epoch 1/1" in capsys.readouterr().out
     train_dir, val_dir = demo_folders
     rc = main(
-        ["transfer", "--ckpt", str(out / "checkpoints/last.pt"), "--train-dir", str(train_dir),
-         "--eval-dir", str(val_dir), "--mode", "linear", "--epochs", "1", "--batch-size", "8",
+        ["transfer", "--checkpoint", str(out / "checkpoints/last.pt"), "--train", str(train_dir),
+         "--eval", str(val_dir), "--mode", "linear", "--epochs", "1", "--batch-size", "8",
          "--workers", "0", "--device", "cpu"]
     )  # fmt: skip
     assert rc == 0
@@ -53,11 +53,11 @@ def test_train_then_transfer(
         (["--data", "https://x.org/s-{0..3}.tar", "--device", "cpu"], "--num-classes"),
         (["--data", "x", "--epochs", "0", "--device", "cpu"], "--epochs must be >= 1"),
         (["--data", "x", "--save-every-steps", "-1", "--device", "cpu"], "--save-every-steps must be >= 0"),
-        (["--data", "x", "--device", "cpu", "--amp", "fp16"], "needs --device cuda"),
+        (["--data", "x", "--device", "cpu", "--precision", "fp16"], "needs --device cuda"),
         (["--data", "x", "--device", "cpu", "--preempt-signals", "TERM,KILL"], "SIGKILL cannot be caught"),
         (["--data", "x", "--device", "cpu", "--preempt-exit-code", "0"], "--preempt-exit-code must be in 1..255"),
         (["--data", "SHARDS", "--device", "cpu", "--model", "no_such_net"], "timm has no model"),
-        (["transfer", "--ckpt", "MISSING", "--train-dir", "a", "--eval-dir", "b", "--device", "cpu"], "does not exist"),
+        (["transfer", "--checkpoint", "MISSING", "--train", "a", "--eval", "b", "--device", "cpu"], "does not exist"),
     ],
 )  # fmt: skip
 def test_errors_are_one_line(

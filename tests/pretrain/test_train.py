@@ -74,8 +74,11 @@ def test_resume_refuses_other_settings(demo_shards: Path, tmp_path: Path) -> Non
     train(tiny_config(demo_shards, out, epochs=1))
     with pytest.raises(PretrainError, match="settings mismatch"):
         train(tiny_config(demo_shards, out, epochs=2, img_size=48))
-    with pytest.raises(PretrainError, match="--no-resume"):
-        train(tiny_config(demo_shards, out, epochs=2, resume=False))
+    # --fresh (resume=False) starts over, other settings and all, and replaces the old checkpoint
+    summary = train(tiny_config(demo_shards, out, epochs=2, img_size=48, resume=False))
+    assert summary["completed_epochs"] == 2
+    raw = torch.load(out / "checkpoints/last.pt", map_location="cpu", weights_only=True)
+    assert raw["epoch"] == 2 and raw["config"]["img_size"] == 48
 
 
 def test_checkpoint_helpers(tmp_path: Path) -> None:

@@ -47,14 +47,14 @@ def test_linear_probe_and_finetune(checkpoint: Path, demo_folders: tuple[Path, P
 
 
 def test_transfer_errors(checkpoint: Path, demo_folders: tuple[Path, Path], tmp_path: Path) -> None:
-    with pytest.raises(PretrainError, match="--eval-dir"):
+    with pytest.raises(PretrainError, match="--eval "):
         transfer(_config(checkpoint, demo_folders, eval_dir=str(tmp_path / "missing")))
     other = tmp_path / "other"
     shutil.copytree(next(demo_folders[1].iterdir()), other / "000_only_class")
     with pytest.raises(PretrainError, match="classes mismatch"):
         transfer(_config(checkpoint, demo_folders, eval_dir=str(other)))
     (tmp_path / "empty" / "000_a").mkdir(parents=True)
-    with pytest.raises(PretrainError, match="--train-dir"):
+    with pytest.raises(PretrainError, match="--train "):
         transfer(_config(checkpoint, demo_folders, train_dir=str(tmp_path / "empty")))
     with pytest.raises(PretrainError, match="does not exist"):
         transfer(_config(tmp_path / "none.pt", demo_folders))

@@ -3,15 +3,35 @@
 :func:`train` runs (or resumes) pre-training from a :class:`TrainConfig`; :func:`transfer` fine-tunes or
 linear-probes a checkpoint on an ImageFolder dataset from a :class:`TransferConfig`. Checkpoints load with
 ``torch.load(..., weights_only=True)`` (:func:`load_checkpoint`). See ``docs/pretrain.md``.
+
+The names below are imported on first use (``lazy_loader``), so :mod:`synthdata.pretrain.config` loads
+without torch and timm (command lines answer ``--help`` at once).
 """
 
-from synthdata.pretrain._metrics import read_metrics
-from synthdata.pretrain.checkpoint import FORMAT as CHECKPOINT_FORMAT
-from synthdata.pretrain.checkpoint import load_checkpoint
-from synthdata.pretrain.config import PretrainError, TrainConfig, TransferConfig
-from synthdata.pretrain.data import EpochPlan, ShardSource, plan_epochs, resolve_source
-from synthdata.pretrain.train import train
-from synthdata.pretrain.transfer import transfer
+from typing import TYPE_CHECKING
+
+import lazy_loader
+
+if TYPE_CHECKING:
+    from synthdata.pretrain._metrics import read_metrics
+    from synthdata.pretrain.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
+    from synthdata.pretrain.config import PretrainError, TrainConfig, TransferConfig
+    from synthdata.pretrain.data import EpochPlan, ShardSource, plan_epochs, resolve_source
+    from synthdata.pretrain.train import train
+    from synthdata.pretrain.transfer import transfer
+
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "_metrics": ["read_metrics"],
+        "checkpoint": ["CHECKPOINT_FORMAT", "load_checkpoint"],
+        "config": ["PretrainError", "TrainConfig", "TransferConfig"],
+        "data": ["EpochPlan", "ShardSource", "plan_epochs", "resolve_source"],
+        "train": ["train"],
+        "transfer": ["transfer"],
+    },
+)
+
 
 __all__ = [
     "CHECKPOINT_FORMAT",

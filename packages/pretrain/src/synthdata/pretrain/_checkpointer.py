@@ -165,13 +165,13 @@ class Checkpointer:
         _dist.barrier(self.info)
 
     def load(self, cfg: TrainConfig, num_classes: int) -> None:
-        """Read ``last.pt`` if there is one (refused with ``--no-resume``) and check it fits ``cfg``."""
+        """Read ``last.pt`` if there is one (ignored with ``--fresh``) and check it fits ``cfg``."""
         if not self.last.exists():
             return
         if not cfg.resume:
-            raise PretrainError(
-                f"{self.last} exists and --no-resume was given; choose a fresh --out or drop --no-resume"
-            )
+            if self.info.is_main:
+                log.info("--fresh: starting from scratch; %s is replaced at the next save", self.last)
+            return
         self._loaded = load_checkpoint(self.last)
         _check_resume(self._loaded, cfg, num_classes, self.last)
         self.resumed = True

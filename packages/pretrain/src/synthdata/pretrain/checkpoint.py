@@ -28,6 +28,7 @@ from synthdata.pretrain.config import PretrainError
 from synthdata.shards.atomic import TEMP_MARK, atomic_open, fsync_dir, temp_path_for
 
 FORMAT = "synthdata.pretrain.checkpoint/1"
+CHECKPOINT_FORMAT = FORMAT  # the name the package exports
 LAST = "last.pt"
 EPOCH_PATTERN = re.compile(r"^epoch_(\d{3,})\.pt$")
 

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from synthdata.shards.options import option, resolve_device
+
 
 class PretrainError(Exception):
     """A user-facing problem with the inputs or the run (bad data, mismatched checkpoint, bad flags)."""
 
 
-Amp = Literal["auto", "none", "bf16", "fp16"]
+Amp = Literal["auto", "fp32", "none", "bf16", "fp16"]
 
 
 def parse_signals(spec: str) -> tuple[signal.Signals, ...]:
@@ -36,71 +38,99 @@ def parse_signals(spec: str) -> tuple[signal.Signals, ...]:
     return tuple(found)
 
 
+#: Named settings over the defaults of :class:`TrainConfig` (``default``). ``smoke``: a tiny random timm model
+#: on the CPU, for checking an install.
+TRAIN_RECIPES: dict[str, dict[str, Any]] = {
+    "smoke": {"model": "test_resnet", "img_size": 32, "epochs": 1, "batch_size": 8, "workers": 0, "device": "cpu"},
+}
+TRANSFER_RECIPES: dict[str, dict[str, Any]] = {
+    "smoke": {"epochs": 1, "batch_size": 8, "workers": 0, "device": "cpu"},
+}
+
+
 @dataclass(kw_only=True, slots=True)
 class TrainConfig:
     """Pre-training from shards. Defaults are a small DeiT-style recipe; see ``docs/pretrain.md``."""
 
     # data
-    data: str
-    """A shard directory (with ``dataset.json``), or a shard URL / brace pattern (then ``num_classes``)."""
-    num_classes: int | None = None
-    resampled: bool = False
-    epoch_samples: int | None = None
-    """Samples per epoch over all ranks; default: the dataset's sample count (needed for URLs)."""
-    shuffle: int = 1000
-    workers: int = 4
-    on_error: Literal["raise", "warn"] = "raise"
-    log_keys: bool = False
+    data: str = option(help="shard directory (with dataset.json), or a shard URL / brace pattern")
+    num_classes: int | None = option(None, help="class count (default: from dataset.json; needed for URL patterns)")
+    resampled: bool = option(False, help="draw shards with replacement (needs no full pass)")
+    epoch_samples: int | None = option(None, help="samples per epoch over all ranks (default: the dataset's size)")
+    shuffle: int = option(1000, help="sample shuffle buffer")
+    workers: int = option(4, help="DataLoader workers per rank")
+    on_error: Literal["raise", "warn"] = option("raise", help="what a corrupt sample does: raise or warn and skip")
+    log_keys: bool = option(False, help="write OUT/keys/epochNNN-rankNNN.txt (debug)")
     # model
-    model: str = "resnet50"
-    img_size: int = 224
-    drop_path: float | None = None
-    channels_last: bool = False
-    compile: bool = False
+    model: str = option("resnet50", help="any timm model name")
+    img_size: int = option(224, help="model input size in pixels")
+    drop_path: float | None = option(None, help="stochastic depth rate")
+    channels_last: bool = option(False, help="channels_last memory format")
+    compile: bool = option(False, help="torch.compile the model")
     # optimisation
-    epochs: int = 100
-    batch_size: int = 128
-    """Per rank (per GPU) micro-batch; the global batch is batch_size × world size × accum_steps."""
-    accum_steps: int = 1
-    opt: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    momentum: float = 0.9
-    sched: str = "cosine"
-    warmup_epochs: int = 0
-    min_lr: float = 1e-6
-    clip_grad: float | None = None
+    epochs: int = option(100, help="training epochs")
+    batch_size: int = option(
+        128, help="per-rank micro-batch; the global batch is batch size x world size x accumulation steps"
+    )
+    accum_steps: int = option(1, help="gradient accumulation steps")
+    opt: str = option("adamw", help="timm optimizer name")
+    lr: float = option(1e-3, help="peak learning rate")
+    weight_decay: float = option(0.05, help="weight decay")
+    momentum: float = option(0.9, help="momentum of SGD-like optimizers")
+    sched: str = option("cosine", help="timm scheduler name")
+    warmup_epochs: int = option(0, help="linear warmup epochs")
+    min_lr: float = option(1e-6, help="final learning rate of the schedule")
+    clip_grad: float | None = option(None, help="clip the gradient norm to this value", concept="grad_clip")
     # regularisation / augmentation
-    smoothing: float = 0.1
-    mixup: float = 0.0
-    cutmix: float = 0.0
-    mixup_prob: float = 1.0
-    auto_augment: str | None = None
-    color_jitter: float = 0.4
-    reprob: float = 0.0
+    smoothing: float = option(0.1, help="label smoothing", concept="label_smoothing")
+    mixup: float = option(0.0, help="mixup alpha (0: off)")
+    cutmix: float = option(0.0, help="cutmix alpha (0: off)")
+    mixup_prob: float = option(1.0, help="probability of mixup or cutmix per batch")
+    auto_augment: str | None = option(None, help="timm auto-augment policy, e.g. rand-m9-mstd0.5-inc1")
+    color_jitter: float = option(0.4, help="colour jitter strength")
+    reprob: float = option(0.0, help="random erasing probability")
     # precision and EMA
-    amp: Amp = "auto"
-    ema: bool = False
-    ema_decay: float = 0.9998
+    amp: Amp = option(
+        "auto", help="mixed precision: auto (bf16 on CUDA, off on the CPU), fp32 (off), bf16 or fp16",
+        concept="precision", choices=("auto", "fp32", "bf16", "fp16"),
+    )
+    ema: bool = option(False, help="keep an EMA of the weights")
+    ema_decay: float = option(0.9998, help="EMA decay")
     # run
-    device: Literal["cpu", "cuda"] = "cuda"
-    seed: int = 0
-    out: str = "runs/pretrain"
-    resume: bool = True
-    keep_checkpoints: int = 3
-    log_every: int = 0
-    """Also write a metrics line every N optimizer updates (0: per epoch only)."""
-    stop_after_epochs: int | None = None
-    """Stop this invocation after N more epochs (e.g. to fit a job time limit); rerun to continue."""
-    save_every_steps: int = 0
-    """Also checkpoint every N optimizer updates inside an epoch (0: at epoch ends only); a rerun resumes
-    at that update, bit-identical to an uninterrupted run (same ranks and DataLoader workers)."""
-    preempt_signals: str = "TERM,USR1"
-    """Signals that make every rank save a checkpoint at the next optimizer update and stop (a scheduler's
-    preemption notice); ``"none"`` leaves them their default action (and skips the per-update agreement)."""
-    preempt_exit_code: int = 143
-    """synth-pretrain's exit status after such a stop (143 = 128 + SIGTERM, what a job killed by SIGTERM
-    reports); rerun the same command to resume."""
+    device: str = option("auto", help="auto (CUDA when available), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    seed: int = option(0, help="seed")
+    out: str = option("runs/pretrain", help="run directory")
+    resume: bool = option(
+        True, help="start from scratch even if OUT holds a checkpoint (the old one is replaced at the next save)",
+        concept="fresh", negate=True,
+    )
+    keep_checkpoints: int = option(3, help="epoch checkpoint files to keep")
+    log_every: int = option(0, help="also write a metrics line every N optimizer updates (0: per epoch only)")
+    stop_after_epochs: int | None = option(
+        None, help="stop this invocation after N more epochs (to fit a job time limit); rerun to continue"
+    )
+    save_every_steps: int = option(
+        0,
+        help="also checkpoint every N optimizer updates inside an epoch; a rerun resumes there, bit-identical "
+        "to an uninterrupted run (0: at epoch ends only)",
+        metavar="N",
+    )
+    preempt_signals: str = option(
+        "TERM,USR1",
+        help="on these signals every rank saves at the next update and stops (a scheduler's preemption notice); "
+        "none: off",
+        metavar="SIGS",
+    )
+    preempt_exit_code: int = option(
+        143, help="exit status after such a stop, for the scheduler's requeue rules (143 = 128 + SIGTERM)",
+        metavar="CODE",
+    )
+
+    def __post_init__(self) -> None:
+        if self.device == "auto":
+            self.device = resolve_device("auto")
+        if self.amp == "none":  # the spelling of earlier releases
+            self.amp = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -143,11 +173,11 @@ class TrainConfig:
             raise PretrainError(f"--smoothing must be in [0, 1), got {self.smoothing}")
         if self.device not in ("cpu", "cuda"):
             raise PretrainError(f"--device must be cpu or cuda, got {self.device!r}")
-        if self.amp not in ("auto", "none", "bf16", "fp16"):
-            raise PretrainError(f"--amp must be auto, none, bf16 or fp16, got {self.amp!r}")
+        if self.amp not in ("auto", "fp32", "none", "bf16", "fp16"):
+            raise PretrainError(f"--precision must be auto, fp32, bf16 or fp16, got {self.amp!r}")
         if self.device == "cpu" and self.amp in ("bf16", "fp16"):
             raise PretrainError(
-                f"--amp {self.amp} needs --device cuda; on the CPU training runs in float32 (drop --amp)"
+                f"--precision {self.amp} needs --device cuda; on the CPU training runs in float32 (drop --precision)"
             )
         if (self.mixup > 0 or self.cutmix > 0) and self.batch_size % 2:
             raise PretrainError(f"mixup/cutmix need an even --batch-size, got {self.batch_size}")
@@ -157,7 +187,7 @@ class TrainConfig:
         """``"bfloat16"``/``"float16"`` or None: ``auto`` is bf16 on CUDA and off on the CPU."""
         if self.amp == "auto":
             return "bfloat16" if self.device == "cuda" else None
-        return {"none": None, "bf16": "bfloat16", "fp16": "float16"}[self.amp]
+        return {"none": None, "fp32": None, "bf16": "bfloat16", "fp16": "float16"}[self.amp]
 
     @property
     def out_dir(self) -> Path:
@@ -168,24 +198,30 @@ class TrainConfig:
 class TransferConfig:
     """Fine-tune or linear-probe a pre-training checkpoint on an ImageFolder dataset."""
 
-    ckpt: str
-    train_dir: str
-    eval_dir: str
-    mode: Literal["finetune", "linear"] = "finetune"
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float | None = None
-    """Default: 1e-4 for finetune, 1e-3 for linear (both AdamW)."""
-    weight_decay: float | None = None
-    img_size: int | None = None
-    """Default: the checkpoint's pre-training image size."""
-    use_ema: bool = False
-    workers: int = 4
-    device: Literal["cpu", "cuda"] = "cuda"
-    amp: Amp = "auto"
-    seed: int = 0
-    out: str | None = None
-    """Where ``transfer.jsonl`` goes; default: the checkpoint's run directory."""
+    ckpt: str = option(help="a pre-training checkpoint (RUN/checkpoints/last.pt)", concept="checkpoint")
+    train_dir: str = option(help="real training images: an ImageFolder, one sub-folder per class", concept="train")
+    eval_dir: str = option(help="real test images: an ImageFolder with the same class sub-folders", concept="eval")
+    mode: Literal["finetune", "linear"] = option("finetune", help="fine-tune the whole network or a linear probe")
+    epochs: int = option(10, help="training epochs")
+    batch_size: int = option(64, help="images a batch")
+    lr: float | None = option(None, help="AdamW learning rate (default 1e-4 finetune, 1e-3 linear)")
+    weight_decay: float | None = option(None, help="weight decay (default 0.05 finetune, 0 linear)")
+    img_size: int | None = option(None, help="input size in pixels (default: the pre-training size)")
+    use_ema: bool = option(False, help="start from the checkpoint's EMA weights")
+    workers: int = option(4, help="DataLoader workers")
+    device: str = option("auto", help="auto (CUDA when available), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    amp: Amp = option(
+        "auto", help="mixed precision: auto (bf16 on CUDA, off on the CPU), fp32 (off), bf16 or fp16",
+        concept="precision", choices=("auto", "fp32", "bf16", "fp16"),
+    )
+    seed: int = option(0, help="seed")
+    out: str | None = option(None, help="where transfer.jsonl goes (default: the checkpoint's run directory)")
+
+    def __post_init__(self) -> None:
+        if self.device == "auto":
+            self.device = resolve_device("auto")
+        if self.amp == "none":
+            self.amp = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -194,7 +230,7 @@ class TransferConfig:
     def amp_dtype(self) -> str | None:
         if self.amp == "auto":
             return "bfloat16" if self.device == "cuda" else None
-        return {"none": None, "bf16": "bfloat16", "fp16": "float16"}[self.amp]
+        return {"none": None, "fp32": None, "bf16": "bfloat16", "fp16": "float16"}[self.amp]
 
     def validate(self) -> None:
         for name, value in (("epochs", self.epochs), ("batch_size", self.batch_size)):

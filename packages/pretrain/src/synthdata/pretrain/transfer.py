@@ -82,12 +82,12 @@ def _device(cfg: TransferConfig) -> torch.device:
 
 def _datasets(cfg: TransferConfig, dcfg: dict[str, Any]) -> tuple[ImageFolder, ImageFolder]:
     """The train and eval folders, transformed for the pre-trained model (``dcfg``), with the same classes."""
-    train_ds = _image_folder(cfg.train_dir, train_transform(dcfg, color_jitter=0.0), "--train-dir")
-    eval_ds = _image_folder(cfg.eval_dir, eval_transform(dcfg), "--eval-dir")
+    train_ds = _image_folder(cfg.train_dir, train_transform(dcfg, color_jitter=0.0), "--train")
+    eval_ds = _image_folder(cfg.eval_dir, eval_transform(dcfg), "--eval")
     if train_ds.classes != eval_ds.classes:
         raise PretrainError(
-            f"classes mismatch: --train-dir has {len(train_ds.classes)} class folders {train_ds.classes[:4]}…, "
-            f"--eval-dir has {len(eval_ds.classes)} {eval_ds.classes[:4]}…; both need the same class folders"
+            f"classes mismatch: --train has {len(train_ds.classes)} class folders {train_ds.classes[:4]}…, "
+            f"--eval has {len(eval_ds.classes)} {eval_ds.classes[:4]}…; both need the same class folders"
         )
     return train_ds, eval_ds
 

@@ -102,6 +102,7 @@ VOCABULARY: dict[str, Flag] = {
     # --- pre-training (timm's names where timm has one)
     "model": _f("--model", "timm model name"),
     "img_size": _f("--img-size", "model input size in pixels"),
+    "auto_augment": _f("--aa", "timm auto-augment policy"),
     "checkpoint": _f("--checkpoint", "a pre-training checkpoint (RUN/checkpoints/last.pt)", "FILE"),
     # --- pipeline control
     "redo": _f("--redo", "redo STAGE and every stage after it even if finished; repeatable", "STAGE"),
