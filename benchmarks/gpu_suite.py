@@ -270,6 +270,7 @@ def build_steps(smoke: bool, work: Path, anchors: Path, python: str = sys.execut
     if smoke:  # tiny work, but a busy 2-core CI machine can be many times slower than an idle one
         for step in steps:
             step.cap_s = SMOKE_CAP_S
+            step.what += " [smoke: tiny sizes]"
     return steps
 
 
