@@ -217,3 +217,13 @@ def test_index_refuses_a_directory_without_tars(tmp_path, capsys):
     assert "no *.tar shards" in capsys.readouterr().err
     assert main(["index", str(tmp_path / "missing")]) == 2
     assert "no such directory" in capsys.readouterr().err
+
+
+def test_index_refuses_a_sidecar_without_its_tar(tmp_path, capsys):
+    d = foreign_shards(tmp_path / "d")
+    assert main(["index", str(d)]) == 0
+    (d / "train-0001.tar").unlink()
+    capsys.readouterr()
+    assert main(["index", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert "train-0001.idx.json describes a tar that is not there" in err

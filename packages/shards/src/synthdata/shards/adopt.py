@@ -217,6 +217,12 @@ def _todo(location: str, existing: DatasetInfo | None, rule: LabelRule) -> list[
     todo = [t for t in tars if t not in indexed]
     if not tars:
         raise ShardError(f"index {location}: no *.tar shards there")
+    orphans = sorted(indexed - set(tars))
+    if orphans:
+        raise ShardError(
+            f"index {location}: {orphans[0][: -len('.tar')]}{SIDECAR_SUFFIX} describes a tar that is not there; "
+            "restore the tar or delete the sidecar"
+        )
     if existing is not None and existing.producer != PRODUCER:
         if todo:
             raise ShardError(
