@@ -38,12 +38,12 @@ def test_missing_dataset_json_is_allowed_unless_required(tmp_path: Path) -> None
     make_dataset(tmp_path, n=4)
     (tmp_path / "dataset.json").unlink()
     assert ShardDataset.open(tmp_path).info is None
-    with pytest.raises(DatasetInfoError, match="dataset.json is missing"):
+    with pytest.raises(DatasetInfoError, match=r"dataset\.json is missing"):
         ShardDataset.open(tmp_path, require_info=True)
 
 
 def test_missing_directory_names_the_flag(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="--in .*nope: no such shard directory"):
+    with pytest.raises(FileNotFoundError, match=r"--in .*nope: no such shard directory"):
         ShardDataset.open(tmp_path / "nope", flag="--in")
 
 
@@ -71,7 +71,7 @@ def test_class_index_beyond_the_class_list_is_refused(tmp_path: Path) -> None:
     info = json.loads((tmp_path / "dataset.json").read_text())
     info["classes"] = info["classes"][:2]
     (tmp_path / "dataset.json").write_text(json.dumps(info))
-    with pytest.raises(CorruptShardError, match="class index 2 but dataset.json has 2 classes"):
+    with pytest.raises(CorruptShardError, match=r"class index 2 but dataset\.json has 2 classes"):
         ShardDataset.open(tmp_path)
 
 
