@@ -81,7 +81,7 @@ def test_check_inputs_names_the_bad_input(demo, tmp_path, change, message):
     assert not (tmp_path / "T").exists()
 
 
-def _run(demo, out, bundle, **overrides):
+def _run(demo, out, bundle, on_epoch=None, **overrides):
     return run_tuning(
         TuneConfig(**{**TINY, **overrides}),
         classnames=CLASSES,
@@ -91,6 +91,7 @@ def _run(demo, out, bundle, **overrides):
         train=[demo["train"]],
         bundle=bundle,
         cache_dir=demo["cache"],
+        on_epoch=on_epoch,
     )
 
 
@@ -103,17 +104,7 @@ def test_a_failed_finetuning_run_hands_the_frozen_encoder_back(demo, tmp_path):
         raise KeyboardInterrupt  # after the first epoch's checkpoint
 
     with pytest.raises(KeyboardInterrupt):
-        run_tuning(
-            TuneConfig(**{**TINY, "finetune": True, "batch_size": 32, "lr": 1e-3}),
-            classnames=CLASSES,
-            templates=DEFAULT_TEMPLATES[:1],
-            eval_data=demo["eval"],
-            out=out,
-            train=[demo["train"]],
-            bundle=bundle,
-            cache_dir=demo["cache"],
-            on_epoch=stop,
-        )
+        _run(demo, out, bundle, on_epoch=stop, finetune=True, batch_size=32, lr=1e-3)
     after = bundle.model.visual.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     saved = torch.load(out / "checkpoint.pt", weights_only=True)["modules"]["visual"]
