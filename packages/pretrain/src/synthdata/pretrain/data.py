@@ -31,7 +31,6 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,16 +38,9 @@ import webdataset as wds
 from torch.utils.data import DataLoader
 
 from synthdata.pretrain.config import PretrainError, TrainConfig
-from synthdata.shards import (
-    ShardError,
-    item_seed,
-    list_shards,
-    read_dataset_json,
-    resolve_urls,
-    tar_samples,
-)
+from synthdata.shards import ShardDataset, ShardError, item_seed, resolve_urls, tar_samples
 from synthdata.shards.encoding import IMAGE_EXTENSIONS
-from synthdata.shards.resume import read_sidecar
+from synthdata.shards.storage import check_location
 
 log = logging.getLogger(__name__)
 
@@ -66,60 +58,55 @@ class ShardSource:
     num_classes: int
     classes: list[str] | None
     counts: list[int] | None
-    """Samples per shard (from the sidecars of a local directory); None for remote URLs."""
+    """Samples per shard (from the sidecars of a shard directory); None for URL patterns."""
 
     @property
     def total(self) -> int | None:
         return sum(self.counts) if self.counts is not None else None
 
 
-def _looks_remote(data: str) -> bool:
-    return "://" in data or data.startswith("pipe:") or "{" in data or "::" in data
+def _is_pattern(data: str) -> bool:
+    return data.startswith("pipe:") or "{" in data or "::" in data or data.endswith(".tar")
+
+
+def _from_directory(data: str, num_classes: int | None) -> ShardSource:
+    """A shard directory, local or a URL: classes from ``dataset.json``, sample counts from the sidecars."""
+    try:
+        dataset = ShardDataset.open(data, flag="--data", require_info=True)
+    except FileNotFoundError as exc:
+        raise PretrainError(
+            f"--data {data}: no such directory; pass a shard directory (made by synth-generate, synth-filter "
+            "or `synth-shards make-demo`), its URL, or a shard URL pattern"
+        ) from exc
+    except (ShardError, OSError) as exc:
+        raise PretrainError(f"--data {data}: {exc}") from exc
+    if not dataset.shards:
+        raise PretrainError(
+            f"--data {data} holds no complete shards (no *.idx.json sidecars); write or verify it with "
+            "synth-shards first"
+        )
+    classes = dataset.classes
+    if num_classes is not None and num_classes != len(classes):
+        raise PretrainError(
+            f"--num-classes {num_classes} does not match {data}/dataset.json, which lists "
+            f"{len(classes)} classes; drop --num-classes or fix the dataset"
+        )
+    return ShardSource(dataset.urls, len(classes), classes, [s.count for s in dataset.shards])
 
 
 def resolve_source(data: str, num_classes: int | None = None) -> ShardSource:
-    """Resolve ``--data``: a local shard directory (classes from ``dataset.json``) or URLs (``--num-classes``).
+    """Resolve ``--data``: a shard directory, local or a URL (``s3://``, ``gs://``, ``http(s)://``; classes
+    from its ``dataset.json``, counts from its sidecars), or a shard URL pattern (then ``--num-classes``).
 
-    A local directory's sidecars give the per-shard sample counts and class indices, which are checked
-    against the class list here, before any process starts training.
+    A directory's sidecars give the per-shard sample counts and class indices, checked against the class list
+    (by :class:`synthdata.shards.ShardDataset`) before any process starts training.
     """
-    path = Path(data)
-    if path.is_dir():
-        try:
-            info = read_dataset_json(path)
-            shards = list_shards(path)
-        except (ShardError, OSError) as exc:
-            raise PretrainError(f"--data {data}: {exc}") from exc
-        if not shards:
-            raise PretrainError(
-                f"--data {data} holds no complete shards (no *.idx.json sidecars); write or verify it with "
-                "synth-shards first"
-            )
-        classes = list(info.classes)
-        if num_classes is not None and num_classes != len(classes):
-            raise PretrainError(
-                f"--num-classes {num_classes} does not match {path / 'dataset.json'}, which lists "
-                f"{len(classes)} classes; drop --num-classes or fix the dataset"
-            )
-        counts = []
-        for shard in shards:
-            side = read_sidecar(shard) or {}
-            count, shard_classes = side.get("count"), side.get("classes", [])
-            if not isinstance(count, int):
-                raise PretrainError(f"{shard}: its sidecar has no sample count; run `synth-shards verify`")
-            bad = [c for c in shard_classes if not isinstance(c, int) or not 0 <= c < len(classes)]
-            if bad:
-                raise PretrainError(
-                    f"classes mismatch: {shard.name} holds class index {bad[0]} but {path / 'dataset.json'} "
-                    f"lists {len(classes)} classes (indices 0..{len(classes) - 1})"
-                )
-            counts.append(count)
-        return ShardSource([str(s) for s in shards], len(classes), classes, counts)
-    if not _looks_remote(data):
-        raise PretrainError(
-            f"--data {data}: no such directory; pass a shard directory (made by synth-generate, synth-filter "
-            "or `synth-shards make-demo`) or a shard URL pattern"
-        )
+    try:
+        check_location(data, flag="--data")
+    except ShardError as exc:
+        raise PretrainError(str(exc)) from exc
+    if not _is_pattern(data):
+        return _from_directory(data, num_classes)
     if num_classes is None:
         raise PretrainError(f"--data {data} is a URL pattern: pass --num-classes (no dataset.json is read)")
     try:

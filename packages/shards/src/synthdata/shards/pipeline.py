@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import webdataset as wds
 
+from synthdata.shards import storage
 from synthdata.shards.encoding import IMAGE_EXTENSIONS
-from synthdata.shards.reader import list_shards
 from synthdata.shards.seeding import item_seed
 
 log = logging.getLogger(__name__)
@@ -41,16 +41,39 @@ class ErrorCounter:
 
 
 def resolve_urls(source: str | os.PathLike[str] | Sequence[str]) -> list[str]:
-    """Shard URLs from a directory (its complete shards only), a brace pattern / URL, or a list of them."""
+    """Shard URLs from a directory (its complete shards only; local or a directory URL), a brace pattern /
+    URL, or a list of them."""
     if isinstance(source, (list, tuple)):
         return [str(s) for s in source]
-    path = Path(source)
-    if path.is_dir():
-        urls = [str(p) for p in list_shards(path)]
+    text = os.fspath(source)
+    if text.endswith(".tar") or "{" in text or text.startswith("pipe:"):
+        return list(wds.shardlists.expand_urls(text))
+    if storage.is_url(text) or Path(text).is_dir():
+        from synthdata.shards.dataset import ShardDataset
+
+        urls = ShardDataset.open(text, read_info=False).urls
         if not urls:
-            raise FileNotFoundError(f"{path} holds no complete shards (no *.idx.json sidecars)")
+            raise FileNotFoundError(f"{text} holds no complete shards (no *.idx.json sidecars)")
         return urls
-    return list(wds.shardlists.expand_urls(str(source)))
+    return list(wds.shardlists.expand_urls(text))
+
+
+def _open_shards(src: Any, handler: Callable[[Exception], bool] = wds.reraise_exception) -> Any:
+    """``{"url", "stream"}`` for each shard: local files and ``s3://``/``gs://``/``http(s)://`` through
+    :mod:`synthdata.shards.storage` (fsspec, no shell); other forms (``pipe:``) through webdataset's gopen."""
+    for sample in src:
+        url = sample["url"]
+        try:
+            if url.startswith("pipe:") or storage.scheme_of(url) not in ("", "file", *storage.BACKENDS):
+                stream = wds.gopen(url)
+            else:
+                stream = storage.open_stream(url)
+            yield {**sample, "stream": stream}
+        except Exception as exn:
+            exn.args = (*exn.args, url)
+            if handler(exn):
+                continue
+            break
 
 
 def _is_complete(sample: dict[str, Any]) -> bool:
@@ -96,7 +119,7 @@ def _closing_streams(sources: Any) -> Any:
 
 
 def _tar_samples(src: Any, handler: Callable[[Exception], bool] = wds.reraise_exception) -> Any:
-    streams = wds.tariterators.url_opener(src, handler=handler)
+    streams = _open_shards(src, handler=handler)
     files = wds.tariterators.tar_file_expander(_closing_streams(streams), handler=handler)
     return wds.tariterators.group_by_keys(files, handler=handler)
 

@@ -194,6 +194,17 @@ def open_read(location: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
         yield fh
 
 
+def open_stream(location: str | os.PathLike[str]) -> IO[bytes]:
+    """A binary file object for one sequential pass (the caller closes it). HTTP is read as a stream, so a
+    server without range requests serves it; object stores read ahead in large blocks."""
+    if not is_url(location):
+        return open(local_path(location), "rb")
+    fs, path = filesystem(location)
+    if scheme_of(location) in READ_ONLY:
+        return fs.open(path, "rb", block_size=0)
+    return fs.open(path, "rb", block_size=8 << 20, cache_type="readahead")
+
+
 def upload(local: str | os.PathLike[str], location: str | os.PathLike[str]) -> None:
     """Copy a complete local file to ``location`` and check the stored size (a short upload raises)."""
     fs, path = filesystem(location)
