@@ -10,23 +10,23 @@ from synthdata.shards import demo_classes
 from synthdata.tools.tune import main
 from synthdata.tune import FeatureCache, TuneConfig, run_tuning
 
-TINY = ["--model", "synthdata-tiny-vit", "--pretrained", "none", "--epochs", "1", "--workers", "0"]
+TINY = ["--clip-model", "synthdata-tiny-vit", "--clip-pretrained", "none", "--epochs", "1", "--workers", "0"]
 
 # name: (arguments after --eval, text the error must contain); {demo}/{tmp} are filled in.
 BAD = {
-    "missing --train, classes from --dataset": (["--train", "{tmp}/nope", "--dataset", "cifar10"], "nope"),
-    "missing --train, classes from a file": (["--train", "{tmp}/nope", "--classes", "{tmp}/c4.txt"], "nope"),
-    "missing --train, classes from shards": (["--train", "{tmp}/nope", "--classes-from-shards"], "nope"),
-    "missing --eval": (["--train", "{train}", "--classes-from-shards", "--eval", "{tmp}/gone"], "gone"),
+    "missing --in, classes from --dataset": (["--in", "{tmp}/nope", "--dataset", "cifar10"], "nope"),
+    "missing --in, classes from a file": (["--in", "{tmp}/nope", "--classes", "{tmp}/c4.txt"], "nope"),
+    "missing --in, classes from shards": (["--in", "{tmp}/nope", "--classes-from-shards"], "nope"),
+    "missing --eval": (["--in", "{train}", "--classes-from-shards", "--eval", "{tmp}/gone"], "gone"),
     "missing --few-shot": (
-        ["--train", "{train}", "--classes-from-shards", "--few-shot", "{tmp}/few", "--shots", "1"],
+        ["--in", "{train}", "--classes-from-shards", "--few-shot", "{tmp}/few", "--shots", "1"],
         "few",
     ),
-    "too few classes for the shards": (["--train", "{train}", "--classes", "{tmp}/c3.txt"], "class"),
-    "unknown dataset": (["--train", "{train}", "--dataset", "no-such-dataset"], "unknown dataset"),
-    "unknown model": (["--train", "{train}", "--classes-from-shards", "--model", "RN5O"], "RN5O"),
+    "too few classes for the shards": (["--in", "{train}", "--classes", "{tmp}/c3.txt"], "class"),
+    "unknown dataset": (["--in", "{train}", "--dataset", "no-such-dataset"], "unknown dataset"),
+    "unknown model": (["--in", "{train}", "--classes-from-shards", "--clip-model", "RN5O"], "RN5O"),
     "weights offline": (
-        ["--train", "{train}", "--classes-from-shards", "--model", "RN50", "--pretrained", "openai"],
+        ["--in", "{train}", "--classes-from-shards", "--clip-model", "RN50", "--clip-pretrained", "openai"],
         "huggingface.co",
     ),
 }
@@ -48,7 +48,7 @@ def _argv(extra: list[str], demo, tmp_path, out) -> list[str]:
     (tmp_path / "c3.txt").write_text("\n".join(demo_classes(3)) + "\n")
     fill = {"{tmp}": str(tmp_path), "{train}": str(demo["train"])}
     extra = [next((a.replace(k, v) for k, v in fill.items() if k in a), a) for a in extra]
-    model = TINY if "--model" not in extra else ["--epochs", "1", "--workers", "0"]
+    model = TINY if "--clip-model" not in extra else ["--epochs", "1", "--workers", "0"]
     return ["--eval", str(demo["eval"]), *extra, *model, "--out", str(out)]
 
 
@@ -66,7 +66,7 @@ def test_bad_input_leaves_an_existing_out_as_it_was(demo, tmp_path, capsys, offl
     out = tmp_path / "T"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    assert main(_argv(["--train", str(tmp_path / "nope"), "--classes-from-shards"], demo, tmp_path, out)) == 2
+    assert main(_argv(["--in", str(tmp_path / "nope"), "--classes-from-shards"], demo, tmp_path, out)) == 2
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
     assert (out / "notes.txt").read_text() == "mine"
 
@@ -74,7 +74,7 @@ def test_bad_input_leaves_an_existing_out_as_it_was(demo, tmp_path, capsys, offl
 def test_out_that_is_a_file_is_refused(demo, tmp_path, capsys):
     out = tmp_path / "T"
     out.write_text("a file")
-    assert main(_argv(["--train", str(demo["train"]), "--classes-from-shards"], demo, tmp_path, out)) == 2
+    assert main(_argv(["--in", str(demo["train"]), "--classes-from-shards"], demo, tmp_path, out)) == 2
     assert "not a directory" in capsys.readouterr().err and out.read_text() == "a file"
 
 

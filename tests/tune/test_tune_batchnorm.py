@@ -128,8 +128,8 @@ def test_acceptance_rn50_random_weights_paper_defaults(demo, tmp_path, capsys):
 
     evald = make_demo(tmp_path / "E", classes=4, per_class=8, seed=2, imagefolder=True)
     out = tmp_path / "O"
-    argv = ["--train", str(demo["train"]), "--eval", str(evald), "--classes-from-shards", "--model", "RN50"]
-    assert main([*argv, "--pretrained", "none", "--epochs", "5", "--device", "cpu", "--out", str(out)]) == 0
+    argv = ["--in", str(demo["train"]), "--eval", str(evald), "--classes-from-shards", "--clip-model", "RN50"]
+    assert main([*argv, "--clip-pretrained", "none", "--epochs", "5", "--device", "cpu", "--out", str(out)]) == 0
     record = json.loads((out / "results.jsonl").read_text().splitlines()[-1])
     # Measured: 15.62% -> 68.75% (placeholder BatchNorm statistics gave 25% -> 25%).
     assert record["bn_calibration"]["layers"] == 55 and record["steps"] == 5

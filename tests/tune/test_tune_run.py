@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from synthdata.clip import DEFAULT_TEMPLATES, load_clip
 from synthdata.shards import demo_classes
-from synthdata.tools.tune import main
+from synthdata.tools.tune import build_command, main
 from synthdata.tune import FeatureCache, TuneConfig, encode_images, load_head, load_image_set, run_tuning
 from synthdata.tune.checkpoint import ResumeError
 
@@ -150,11 +150,11 @@ def test_end_to_end_finetuning_runs_and_saves_the_encoder(demo, tmp_path):
 
 def test_cli_writes_results_and_fails_in_one_line(demo, tmp_path, capsys):
     out = tmp_path / "cli"
-    argv = ["--train", str(demo["train"]), "--eval", str(demo["eval"]), "--classes-from-shards"]
+    argv = ["--in", str(demo["train"]), "--eval", str(demo["eval"]), "--classes-from-shards"]
     argv += [
-        "--model",
+        "--clip-model",
         MODEL,
-        "--pretrained",
+        "--clip-pretrained",
         "none",
         "--epochs",
         "2",
@@ -183,7 +183,7 @@ def test_cli_class_sources(demo, tmp_path, capsys):
     templates.write_text("# comment\na photo of a {}.\n")
     out = tmp_path / "cli"
     argv = [
-        "--train",
+        "--in",
         str(demo["train"]),
         "--eval",
         str(demo["eval"]),
@@ -194,9 +194,9 @@ def test_cli_class_sources(demo, tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["templates"] == ["a photo of a {}."]
     assert (config["config"]["model"], config["config"]["pretrained"]) == (MODEL, "none")
-    with pytest.raises(SystemExit):
-        main([*argv, "--classes", str(names), "--model", "RN50"])
-    assert "--smoke uses its own" in capsys.readouterr().err
+    # a flag given beside --smoke wins over the recipe (the smoke recipe's random weights stay)
+    parsed = build_command().parse([*argv, "--classes", str(names), "--clip-model", "RN50"])
+    assert (parsed.model, parsed.pretrained) == ("RN50", "none")
     assert main([*argv, "--dataset", "no-such-dataset"]) == 2
     assert "unknown dataset" in capsys.readouterr().err
     templates.write_text("no placeholder\n")

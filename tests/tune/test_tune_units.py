@@ -181,7 +181,7 @@ def test_classes_from_shards_find_the_templates_of_a_known_class_list(tmp_path):
     from synthdata.tools.tune import build_parser, resolve_classes
 
     src = make_demo(tmp_path / "gen", classes=2, per_class=1, size=16)
-    argv = ["--train", str(src), "--eval", str(src), "--out", str(tmp_path / "T"), "--classes-from-shards"]
+    argv = ["--in", str(src), "--eval", str(src), "--out", str(tmp_path / "T"), "--classes-from-shards"]
     args = build_parser().parse_args(argv)
     assert resolve_classes(args)[1] == list(DEFAULT_TEMPLATES)
     eurosat = get_dataset("eurosat")
