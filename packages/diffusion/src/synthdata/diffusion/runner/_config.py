@@ -82,39 +82,9 @@ class GenerateConfig:
         if c.shard_size is None:
             c.shard_size = DEFAULT_SHARD_SIZE[c.size]
         c.image_format = {"jpeg": "jpg"}.get(c.image_format.lower(), c.image_format.lower())
-        if c.image_format not in ("png", "jpg", "webp"):
-            raise GenerateError(f"--format must be png, jpg or webp, got {self.image_format!r}")
-        if c.quality is not None and not 1 <= c.quality <= 100:
-            raise GenerateError(f"--quality must be in 1..100, got {c.quality}")
-        for flag, value, low in (
-            ("--images-per-prompt", c.images_per_prompt, 1),
-            ("--batch-size", c.batch_size, 1),
-            ("--shard-size", c.shard_size, 1),
-        ):
-            if value < low:
-                raise GenerateError(f"{flag} must be >= {low}, got {value}")
-        if c.guidance < 0:
-            raise GenerateError(f"--guidance must be >= 0, got {c.guidance}")
-        if not 0 < c.upsample_temp <= 2:
-            raise GenerateError(f"--upsample-temp must be in (0, 2], got {c.upsample_temp}")
-        if (c.real_guidance is None) != (c.shots is None):
-            raise GenerateError("--few-shot DIR and --shots K go together; give both or neither")
-        if c.shots is not None and c.shots < 1:
-            raise GenerateError(f"--shots must be >= 1, got {c.shots}")
-        if c.sampler not in SAMPLERS:
-            raise GenerateError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {c.sampler!r}")
-        if c.dtype in ("auto", ""):
-            c.dtype = None
-        c.dtype = PRECISIONS.get(c.dtype, c.dtype) if c.dtype is not None else None
-        if c.device in ("auto", ""):
-            c.device = None
-        if c.dtype is not None and c.dtype not in DTYPES:
-            raise GenerateError(f"--precision must be auto, fp32, fp16 or bf16, got {self.dtype!r}")
-        if "://" in c.out:
-            raise GenerateError(
-                f"--out {c.out}: only local directories are supported (resume needs atomic renames); "
-                "write to a local or mounted path and copy the shards afterwards"
-            )
+        c.dtype = PRECISIONS.get(c.dtype, c.dtype) if c.dtype not in (None, "auto", "") else None
+        c.device = c.device if c.device not in ("auto", "") else None
+        _check(c, given_format=self.image_format, given_dtype=self.dtype)
         return c
 
     def image_settings(self) -> dict[str, Any]:
@@ -137,3 +107,28 @@ class GenerateConfig:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _check(c: GenerateConfig, *, given_format: str, given_dtype: str | None) -> None:
+    """Refuse settings out of range, naming the flag (``c`` is resolved; the given values are for messages)."""
+    checks = [
+        (c.image_format in ("png", "jpg", "webp"), f"--format must be png, jpg or webp, got {given_format!r}"),
+        (c.quality is None or 1 <= c.quality <= 100, f"--quality must be in 1..100, got {c.quality}"),
+        (c.images_per_prompt >= 1, f"--images-per-prompt must be >= 1, got {c.images_per_prompt}"),
+        (c.batch_size >= 1, f"--batch-size must be >= 1, got {c.batch_size}"),
+        ((c.shard_size or 0) >= 1, f"--shard-size must be >= 1, got {c.shard_size}"),
+        (c.guidance >= 0, f"--guidance must be >= 0, got {c.guidance}"),
+        (0 < c.upsample_temp <= 2, f"--upsample-temp must be in (0, 2], got {c.upsample_temp}"),
+        ((c.real_guidance is None) == (c.shots is None), "--few-shot DIR and --shots K go together; give both or neither"),
+        (c.shots is None or c.shots >= 1, f"--shots must be >= 1, got {c.shots}"),
+        (c.sampler in SAMPLERS, f"--sampler must be one of {', '.join(SAMPLERS)}, got {c.sampler!r}"),
+        (c.dtype is None or c.dtype in DTYPES, f"--precision must be auto, fp32, fp16 or bf16, got {given_dtype!r}"),
+        (
+            "://" not in c.out,
+            f"--out {c.out}: only local directories are supported (resume needs atomic renames); "
+            "write to a local or mounted path and copy the shards afterwards",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise GenerateError(message)
