@@ -5,14 +5,13 @@
 checkpoints that make a run resumable. Class names and templates are arguments: this
 package never looks up a data set by name. See ``docs/filter.md``.
 
-The names below are imported on first use (PEP 562), so :mod:`synthdata.filter.layout` (the output's file
+The names below are imported on first use (``lazy_loader``), so :mod:`synthdata.filter.layout` (the output's file
 names) loads without torch and open_clip.
 """
 
-from __future__ import annotations
+from typing import TYPE_CHECKING
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import lazy_loader
 
 if TYPE_CHECKING:
     from synthdata.filter._cache import ScoreCache
@@ -32,30 +31,39 @@ if TYPE_CHECKING:
         SHARD_PREFIX,
     )
 
-_SOURCE: dict[str, str] = {
-    "ScoreCache": "_cache",
-    "FilterConfig": "config",
-    "FilterResult": "_job",
-    "filter_shards": "_job",
-    "check_out_dir": "_outdir",
-    "prepare_out_dir": "_outdir",
-    "ClassListError": "_scoring",
-    "check_classes": "_scoring",
-    "score_shards": "_scoring",
-    "RULES": "_selection",
-    "check_rule": "_selection",
-    "select": "_selection",
-    "SampleScore": "_types",
-    "ScoreResult": "_types",
-    "CACHE_DIR": "layout",
-    "PRODUCER": "layout",
-    "REPORT_DIR": "layout",
-    "REPORT_FILE": "layout",
-    "REPORT_PNGS": "layout",
-    "SCORES_FILE": "layout",
-    "SHARD_PREFIX": "layout",
-}
-_SUBMODULES = frozenset(_SOURCE.values()) | {"_report", "_writing", "config"}
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submodules=[
+        "_cache",
+        "_job",
+        "_outdir",
+        "_report",
+        "_scoring",
+        "_selection",
+        "_types",
+        "_writing",
+        "config",
+        "layout",
+    ],
+    submod_attrs={
+        "_cache": ["ScoreCache"],
+        "config": ["FilterConfig"],
+        "_job": ["FilterResult", "filter_shards"],
+        "_outdir": ["check_out_dir", "prepare_out_dir"],
+        "_scoring": ["ClassListError", "check_classes", "score_shards"],
+        "_selection": ["RULES", "check_rule", "select"],
+        "_types": ["SampleScore", "ScoreResult"],
+        "layout": [
+            "CACHE_DIR",
+            "PRODUCER",
+            "REPORT_DIR",
+            "REPORT_FILE",
+            "REPORT_PNGS",
+            "SCORES_FILE",
+            "SHARD_PREFIX",
+        ],
+    },
+)
 
 __all__ = [
     "CACHE_DIR",
@@ -80,18 +88,3 @@ __all__ = [
     "score_shards",
     "select",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    module = _SOURCE.get(name)
-    if module is None:
-        if name in _SUBMODULES:  # ``synthdata.filter._job`` after a bare ``import synthdata.filter``
-            return importlib.import_module(f"{__name__}.{name}")
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

@@ -6,14 +6,13 @@ timm, wids and Hugging Face); resume with :func:`plan_resume`; read with
 :func:`iter_samples` (tools) or :func:`wds_pipeline` (training); check with :func:`verify_dataset`.
 See ``docs/shards.md`` for the format.
 
-The names below are imported on first use (PEP 562), so ``synthdata.shards.atomic`` and the other light
+The names below are imported on first use (``lazy_loader``), so ``synthdata.shards.atomic`` and the other light
 submodules load without webdataset and torch.
 """
 
-from __future__ import annotations
+from typing import TYPE_CHECKING
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import lazy_loader
 
 if TYPE_CHECKING:
     from synthdata.shards.adopt import IndexResult, index_shards
@@ -41,61 +40,58 @@ if TYPE_CHECKING:
     from synthdata.shards.verify import Problem, VerifyReport, verify_dataset
     from synthdata.shards.writer import Sample, ShardInfo, ShardWriter, write_shard
 
-_SOURCE: dict[str, str] = {
-    "IndexResult": "adopt",
-    "index_shards": "adopt",
-    "ShardDataset": "dataset",
-    "ShardEntry": "dataset",
-    "DatasetInfo": "dataset_info",
-    "read_dataset_json": "dataset_info",
-    "write_dataset_json": "dataset_info",
-    "demo_classes": "demo",
-    "draw_demo_image": "demo",
-    "imagefolder_dirname": "demo",
-    "make_demo": "demo",
-    "decode_image": "encoding",
-    "encode_image": "encoding",
-    "ExportResult": "export",
-    "export_imagefolder": "export",
-    "CorruptShardError": "errors",
-    "DatasetInfoError": "errors",
-    "OutputDirError": "errors",
-    "SampleError": "errors",
-    "ShardError": "errors",
-    "StorageError": "errors",
-    "INTEROP_FILES": "interop",
-    "InteropFiles": "interop",
-    "write_interop_files": "interop",
-    "DATASET_JSON": "layout",
-    "shard_name": "layout",
-    "sidecar_path": "layout",
-    "ErrorCounter": "pipeline",
-    "resolve_urls": "pipeline",
-    "tar_samples": "pipeline",
-    "wds_pipeline": "pipeline",
-    "ReadSample": "reader",
-    "ReadStats": "reader",
-    "iter_samples": "reader",
-    "list_shards": "reader",
-    "ResumePlan": "resume",
-    "is_complete": "resume",
-    "plan_resume": "resume",
-    "WorkSplit": "seeding",
-    "item_seed": "seeding",
-    "work_split": "seeding",
-    "contact_sheet": "sheet",
-    "group_by_class": "sheet",
-    "DatasetStats": "stats",
-    "dataset_stats": "stats",
-    "Problem": "verify",
-    "VerifyReport": "verify",
-    "verify_dataset": "verify",
-    "Sample": "writer",
-    "ShardInfo": "writer",
-    "ShardWriter": "writer",
-    "write_shard": "writer",
-}
-_SUBMODULES = frozenset(_SOURCE.values()) | {"atomic", "identity", "options", "storage"}
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submodules=[
+        "adopt",
+        "atomic",
+        "dataset",
+        "dataset_info",
+        "demo",
+        "encoding",
+        "errors",
+        "export",
+        "identity",
+        "interop",
+        "layout",
+        "options",
+        "pipeline",
+        "reader",
+        "resume",
+        "seeding",
+        "sheet",
+        "stats",
+        "storage",
+        "verify",
+        "writer",
+    ],
+    submod_attrs={
+        "adopt": ["IndexResult", "index_shards"],
+        "dataset": ["ShardDataset", "ShardEntry"],
+        "dataset_info": ["DatasetInfo", "read_dataset_json", "write_dataset_json"],
+        "demo": ["demo_classes", "draw_demo_image", "imagefolder_dirname", "make_demo"],
+        "encoding": ["decode_image", "encode_image"],
+        "export": ["ExportResult", "export_imagefolder"],
+        "errors": [
+            "CorruptShardError",
+            "DatasetInfoError",
+            "OutputDirError",
+            "SampleError",
+            "ShardError",
+            "StorageError",
+        ],
+        "interop": ["INTEROP_FILES", "InteropFiles", "write_interop_files"],
+        "layout": ["DATASET_JSON", "shard_name", "sidecar_path"],
+        "pipeline": ["ErrorCounter", "resolve_urls", "tar_samples", "wds_pipeline"],
+        "reader": ["ReadSample", "ReadStats", "iter_samples", "list_shards"],
+        "resume": ["ResumePlan", "is_complete", "plan_resume"],
+        "seeding": ["WorkSplit", "item_seed", "work_split"],
+        "sheet": ["contact_sheet", "group_by_class"],
+        "stats": ["DatasetStats", "dataset_stats"],
+        "verify": ["Problem", "VerifyReport", "verify_dataset"],
+        "writer": ["Sample", "ShardInfo", "ShardWriter", "write_shard"],
+    },
+)
 
 __all__ = [
     "DATASET_JSON",
@@ -151,18 +147,3 @@ __all__ = [
     "write_interop_files",
     "write_shard",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    module = _SOURCE.get(name)
-    if module is None:
-        if name in _SUBMODULES:  # ``synthdata.shards.writer`` after a bare ``import synthdata.shards``
-            return importlib.import_module(f"{__name__}.{name}")
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

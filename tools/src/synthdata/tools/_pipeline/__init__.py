@@ -2,13 +2,12 @@
 resume), one adapter module per stage (``stage_*.py``), the plan (``--dry-run``) and the HTML report. The
 command itself is :mod:`synthdata.tools.pipeline`; see ``docs/pipeline.md``.
 
-The names below are imported on first use (PEP 562), so the configuration loads without torch.
+The names below are imported on first use (``lazy_loader``), so the configuration loads without torch.
 """
 
-from __future__ import annotations
+from typing import TYPE_CHECKING
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import lazy_loader
 
 if TYPE_CHECKING:
     from synthdata.tools._pipeline.config import PipelineConfig, PipelineError
@@ -18,21 +17,18 @@ if TYPE_CHECKING:
     from synthdata.tools._pipeline.runner import STAGES, PipelineResult, run_pipeline, run_stage
     from synthdata.tools._pipeline.stages import StageMarker, fingerprint, read_marker
 
-_SOURCE = {
-    "PipelineConfig": "config",
-    "PipelineError": "config",
-    "RunContext": "context",
-    "Stage": "context",
-    "dry_run": "plan",
-    "render_report": "report",
-    "STAGES": "runner",
-    "PipelineResult": "runner",
-    "run_pipeline": "runner",
-    "run_stage": "runner",
-    "StageMarker": "stages",
-    "fingerprint": "stages",
-    "read_marker": "stages",
-}
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submodules=["config", "context", "plan", "report", "runner", "stages"],
+    submod_attrs={
+        "config": ["PipelineConfig", "PipelineError"],
+        "context": ["RunContext", "Stage"],
+        "plan": ["dry_run"],
+        "report": ["render_report"],
+        "runner": ["STAGES", "PipelineResult", "run_pipeline", "run_stage"],
+        "stages": ["StageMarker", "fingerprint", "read_marker"],
+    },
+)
 
 __all__ = [
     "STAGES",
@@ -49,12 +45,3 @@ __all__ = [
     "run_pipeline",
     "run_stage",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    module = _SOURCE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
