@@ -35,27 +35,33 @@ _TRAIN_GROUPS = {
 _AMP_NAMES = {"none": "fp32"}
 
 
-def _train_command() -> Command:
-    cmd = Command(f"{PROG} train", "pre-train a timm model on shards (the default when no subcommand is given)")
-    for title, names in _TRAIN_GROUPS.items():
-        cmd.add_fields(TrainConfig, group=cmd.group(title), only=names, required=["data"] if title == "data" else ())
-    cmd.add_recipes(TrainConfig, TRAIN_RECIPES)
+def _command(name: str, doc: str, cls: type, recipes: dict, deprecated: dict[str, str], **fields) -> Command:
+    """A subcommand from config ``cls``; ``deprecated``: old flag -> dest (``--amp`` values are renamed)."""
+    cmd = Command(f"{PROG} {name}", doc)
+    for title, names in fields.pop("groups", {None: None}).items():
+        cmd.add_fields(cls, group=cmd.group(title) if title else None, only=names, **fields)
+    cmd.add_recipes(cls, recipes)
     cmd.add_run_options()
-    for old, dest in (("--clip-grad", "clip_grad"), ("--smoothing", "smoothing"), ("--no-resume", "resume")):
+    for old, dest in deprecated.items():
         cmd.deprecate(old, dest)
     cmd.deprecate("--amp", "amp", convert=lambda v: _AMP_NAMES.get(v, v))
     return cmd
+
+
+def _train_command() -> Command:
+    return _command(
+        "train", "pre-train a timm model on shards (the default when no subcommand is given)", TrainConfig,
+        TRAIN_RECIPES, {"--clip-grad": "clip_grad", "--smoothing": "smoothing", "--no-resume": "resume"},
+        groups=_TRAIN_GROUPS, required=["data"],
+    )
 
 
 def _transfer_command() -> Command:
-    cmd = Command(f"{PROG} transfer", "fine-tune or linear-probe a checkpoint on an ImageFolder; report top-1")
-    cmd.add_fields(TransferConfig, required=["ckpt", "train_dir", "eval_dir"])
-    cmd.add_recipes(TransferConfig, TRANSFER_RECIPES)
-    cmd.add_run_options()
-    for old, dest in (("--ckpt", "ckpt"), ("--train-dir", "train_dir"), ("--eval-dir", "eval_dir")):
-        cmd.deprecate(old, dest)
-    cmd.deprecate("--amp", "amp", convert=lambda v: _AMP_NAMES.get(v, v))
-    return cmd
+    return _command(
+        "transfer", "fine-tune or linear-probe a checkpoint on an ImageFolder; report top-1", TransferConfig,
+        TRANSFER_RECIPES, {"--ckpt": "ckpt", "--train-dir": "train_dir", "--eval-dir": "eval_dir"},
+        required=["ckpt", "train_dir", "eval_dir"],
+    )
 
 
 def build_command(subcommand: str = "train") -> Command:

@@ -106,26 +106,25 @@ def basename(location: str | os.PathLike[str]) -> str:
     return posixpath.basename(os.fspath(location).rstrip("/"))
 
 
-def exists(location: str | os.PathLike[str]) -> bool:
-    """Whether a file or directory exists at ``location``."""
+def _probe(location: str | os.PathLike[str], local: str, remote: str) -> bool:
+    """Ask the local path (``Path.<local>``) or the URL's filesystem (``fs.<remote>``); errors mean no."""
     if not is_url(location):
-        return local_path(location).exists()
+        return bool(getattr(local_path(location), local)())
     fs, path = filesystem(location)
     try:
-        return bool(fs.exists(path))
+        return bool(getattr(fs, remote)(path))
     except (OSError, ValueError):
         return False
+
+
+def exists(location: str | os.PathLike[str]) -> bool:
+    """Whether a file or directory exists at ``location``."""
+    return _probe(location, "exists", "exists")
 
 
 def isdir(location: str | os.PathLike[str]) -> bool:
     """Whether ``location`` is a directory (a URL prefix with objects below it counts)."""
-    if not is_url(location):
-        return local_path(location).is_dir()
-    fs, path = filesystem(location)
-    try:
-        return bool(fs.isdir(path))
-    except (OSError, ValueError):
-        return False
+    return _probe(location, "is_dir", "isdir")
 
 
 def listdir(location: str | os.PathLike[str], pattern: str = "*") -> list[str]:
