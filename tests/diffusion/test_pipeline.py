@@ -14,12 +14,12 @@ from synthdata.diffusion.pipeline import GlidePipeline, quantize_8bit, smoke_mod
 _MINI = {"xf_layers": 1, "attention_resolutions": "8"}
 
 
-def mini(seed: int = 0, upsample: bool = False) -> GlidePipeline:
+def mini(seed: int = 0, upsample: bool = False, sampler: str = "exact") -> GlidePipeline:
     base = create_model(smoke_options("base", image_size=16, channel_mult="1,2", **_MINI), seed=seed)
     up = None
     if upsample:
         up = create_model(smoke_options("upsample", image_size=32, channel_mult="1,1,1", **_MINI), seed=seed)
-    return GlidePipeline(base, up)
+    return GlidePipeline(base, up, sampler=sampler)
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +33,35 @@ def _count_text_encodes(model) -> list[int]:
     return calls
 
 
-def test_text_encoded_once_per_batch_and_empty_prompt_once_per_model():
-    pipe = mini(seed=5)
+@pytest.mark.parametrize("sampler", ["exact", "fast"])
+def test_text_encoded_once_per_batch_and_empty_prompt_once_per_model(sampler):
+    pipe = mini(seed=5, sampler=sampler)
     calls = _count_text_encodes(pipe.base)
     pipe.generate_base(["a cat", "a dog"], [1, 2], respacing="3")
     assert sorted(calls) == [1, 2]  # the batch's prompts, then the empty prompt (cached from now on)
     pipe.generate_base(["a bird"], [3], respacing="3")
     assert sorted(calls) == [1, 1, 2]
+
+
+def test_sampler_choice_and_the_fast_batch_fixed_by_the_first_call():
+    from synthdata.diffusion.fast import FastAttentionBlock, FastSampling
+    from synthdata.diffusion.samplers import ExactSampler, create_sampler
+
+    assert isinstance(create_sampler("exact"), ExactSampler)
+    own = FastSampling(3)
+    assert create_sampler(own) is own
+    with pytest.raises(ValueError, match="unknown sampler 'euler'"):
+        create_sampler("euler")
+    exact = mini(seed=2)
+    assert isinstance(exact.sampler, ExactSampler) and exact.sampler.chunks(5) == [slice(0, 5)]
+    assert not any(isinstance(m, FastAttentionBlock) for m in exact.base.modules())
+    fast = mini(seed=2, sampler="fast")
+    assert isinstance(fast.sampler, FastSampling) and fast.sampler.batch_size is None
+    assert any(isinstance(m, FastAttentionBlock) for m in fast.base.modules())  # accelerated when built
+    got = fast.generate_base(["a cat", "a dog"], [1, 2], respacing="3")
+    assert fast.sampler.batch_size == 2 and fast.sampler.chunks(5) == [slice(0, 2), slice(2, 4), slice(4, 5)]
+    torch.testing.assert_close(got, exact.generate_base(["a cat", "a dog"], [1, 2], respacing="3"), atol=1e-4, rtol=1e-4)
+    assert fast.describe()["sampler"] == "fast" and "sampler" not in exact.describe()
 
 
 def test_generate_base_is_reproducible_and_batch_independent(pipe):

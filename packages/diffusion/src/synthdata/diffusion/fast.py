@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from synthdata.diffusion._layers import GroupNorm32, timestep_embedding
 from synthdata.diffusion.model import AttentionBlock, Text2ImUNet, TextEmbedding
-from synthdata.diffusion.samplers import Stage
+from synthdata.diffusion.samplers import Sampler, Stage
 from synthdata.diffusion.sampling import NoiseSource, needs_step_noise
 from synthdata.diffusion.schedule import GaussianDiffusion
 from synthdata.kernels import (
@@ -49,6 +49,7 @@ from synthdata.kernels import (
     group_norm_silu,
     guided_ancestral_step,
     maybe_compile,
+    pad_batch,
 )
 
 __all__ = [
@@ -222,10 +223,7 @@ class FastOptions:
 
 
 def _pad_rows(t: Tensor, rows: int) -> Tensor:
-    n = t.shape[0]
-    if n == rows:
-        return t
-    return torch.cat([t, t[-1:].expand(rows - n, *t.shape[1:])], dim=0)  # copies of a real row stay finite
+    return pad_batch(t, rows, mode="edge")  # copies of a real row stay finite
 
 
 class FastSampler:
@@ -387,7 +385,7 @@ class FastSampler:
 
 
 # --------------------------------------------------------------------------------------------- strategy
-class FastSampling:
+class FastSampling(Sampler):
     """The fast sampler of :class:`~synthdata.diffusion.pipeline.GlidePipeline` (``sampler=FastSampling(...)``
     or ``sampler="fast"``): the :mod:`~synthdata.diffusion.samplers` signature run by :class:`FastSampler`.
 
@@ -397,7 +395,8 @@ class FastSampling:
     capture per model. :meth:`prepare`, called by the pipeline once per model when it is built,
     accelerates that model in place (:func:`accelerate` with ``attention`` / ``norm``); the pipeline's
     dtype is kept. ``options.channels_last=None`` means on for a half-precision model on CUDA. One
-    instance serves one pipeline. ``progress`` is accepted and ignored.
+    instance serves one pipeline (preparing a second base or upsampler model raises ``ValueError``).
+    ``progress`` is accepted and ignored.
     """
 
     name = "fast"
@@ -416,6 +415,7 @@ class FastSampling:
         self.attention, self.norm = attention, norm
         self.options = options or FastOptions()
         self._samplers: dict[tuple[str, str, float | None, str], FastSampler] = {}
+        self._prepared: set[str] = set()
 
     @property
     def channels_last(self) -> bool:
@@ -423,6 +423,11 @@ class FastSampling:
         return bool(self.options.channels_last)
 
     def prepare(self, model: Text2ImUNet) -> Text2ImUNet:
+        role = "upsample" if model.options.super_res else "base"
+        if role in self._prepared:
+            raise ValueError(f"this FastSampling already serves another pipeline's {role} model; give each "
+                             "pipeline its own (FastSampling(...) or sampler='fast')")  # fmt: skip
+        self._prepared.add(role)
         if self.options.channels_last is None:
             half = model.dtype != torch.float32
             on = next(model.parameters()).device.type == "cuda" and half
@@ -442,26 +447,15 @@ class FastSampling:
     def _sampler(self, stage: Stage) -> FastSampler:
         sampler = self._samplers.get(stage.key)
         if sampler is None:
-            assert self.batch_size is not None  # set by chunks() or __call__
+            assert self.batch_size is not None  # set by chunks() or sample()
             sampler = self._samplers[stage.key] = FastSampler(
                 stage.model, stage.diffusion, batch_size=self.batch_size, guidance_scale=stage.guidance_scale,
                 method=stage.method, eta=stage.eta, clip_denoised=stage.clip_denoised, options=self.options,  # type: ignore[arg-type]
             )  # fmt: skip
-        elif sampler.model is not stage.model:
-            raise ValueError("this FastSampling samples another pipeline's models; give each pipeline its own")
         return sampler
 
-    def __call__(
-        self,
-        stage: Stage,
-        x: Tensor,
-        text: TextEmbedding,
-        *,
-        noise: NoiseSource | None = None,
-        start: int | None = None,
-        progress: bool = False,
-        **inputs: Tensor,
-    ) -> Tensor:
+    def sample(self, stage: Stage, x: Tensor, text: TextEmbedding, noise: NoiseSource | None, start: int | None,
+               progress: bool, inputs: Mapping[str, Tensor]) -> Tensor:  # fmt: skip
         if self.batch_size is None:
             self.batch_size = x.shape[0]
         return self._sampler(stage)(x, text, noise=noise, start=start, **inputs)

@@ -138,6 +138,7 @@ class GlidePipeline:
         self.base = self._prepare(base)
         self.upsampler = self._prepare(upsampler) if upsampler is not None else None
         self._diffusions: dict[tuple[str, str], GaussianDiffusion] = {}
+        self._stages: dict[tuple[str, str, float | None], Stage] = {}
         log.debug("GlidePipeline: %s sampler on %s (%s)", self.sampler.name, self.device, _dtype_name(dtype))
 
     def _prepare(self, model: Text2ImUNet) -> Text2ImUNet:
@@ -219,10 +220,14 @@ class GlidePipeline:
 
     # ------------------------------------------------------------------------------------ generation
     def _stage(self, role: str, respacing: str, guidance_scale: float | None = None) -> Stage:
-        model = self.base if role == "base" else self.upsampler
-        assert model is not None
-        method = "ancestral" if role == "base" else "ddim"
-        return Stage(role, respacing, model, self.diffusion(role, respacing), guidance_scale, method)
+        """The (cached) stage: the model of ``role`` wrapped once per respacing and guidance."""
+        key = (role, respacing, guidance_scale)
+        if key not in self._stages:
+            model = self.base if role == "base" else self.upsampler
+            assert model is not None
+            method = "ancestral" if role == "base" else "ddim"
+            self._stages[key] = Stage(role, respacing, model, self.diffusion(role, respacing), guidance_scale, method)
+        return self._stages[key]
 
     def _text(self, model: Text2ImUNet, prompts: Sequence[str]) -> TextEmbedding:
         tokens, mask = self.tokenizer.batch(prompts, model.text_ctx, device=self.device)

@@ -13,9 +13,10 @@ upsample flow; a sampler only runs the denoising loop of one stage. Every sample
   exactly when :func:`~synthdata.diffusion.sampling.sample_loop` draws it);
 - ``inputs``: extra model inputs with n rows (the upsampler's ``low_res``).
 
-Besides the call a sampler says how it takes rows (:meth:`Sampler.chunks`: the exact one all at once, the
-fast one in chunks of its fixed batch), prepares each model once when the pipeline is built
-(:meth:`Sampler.prepare`) and describes itself for run records (:meth:`Sampler.describe`).
+Every sampler subclasses :class:`Sampler` and implements :meth:`Sampler.sample` (the call's work); it also
+says how it takes rows (:meth:`Sampler.chunks`: the exact one all at once, the fast one in chunks of its
+fixed batch), prepares each model once when the pipeline is built (:meth:`Sampler.prepare`) and
+describes itself for run records (:meth:`Sampler.describe`).
 
 :class:`ExactSampler` is the reference loop (:func:`~synthdata.diffusion.sampling.sample_loop`);
 :class:`synthdata.diffusion.fast.FastSampling` is the fast one (fixed batch, fused kernels, CUDA graphs).
@@ -24,8 +25,9 @@ fast one in chunks of its fixed batch), prepares each model once when the pipeli
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from torch import Tensor
 
@@ -62,49 +64,23 @@ class Stage:
         return model_fn_for(self.model, text, guidance_scale=self.guidance_scale, **inputs)
 
 
-class Sampler(Protocol):
-    """What :class:`~synthdata.diffusion.pipeline.GlidePipeline` needs of a sampler (see the module)."""
+class Sampler:
+    """The base of every sampler. ``__call__`` is the one signature (see the module); a sampler implements
+    :meth:`sample` and, where it needs to, :meth:`prepare`, :meth:`chunks` and :meth:`describe`."""
 
-    name: str
-
-    def prepare(self, model: Text2ImUNet) -> Text2ImUNet:
-        """Make a model (on its device, in its dtype) ready for this sampler; called once per model."""
-        ...
-
-    def chunks(self, n: int) -> list[slice]:
-        """How ``n`` rows are split into sampler calls."""
-        ...
-
-    def describe(self) -> dict[str, Any]:
-        """What a run record adds to the pipeline's description (``{}``: nothing)."""
-        ...
-
-    def __call__(
-        self,
-        stage: Stage,
-        x: Tensor,
-        text: TextEmbedding,
-        *,
-        noise: NoiseSource | None = None,
-        start: int | None = None,
-        progress: bool = False,
-        **inputs: Tensor,
-    ) -> Tensor: ...
-
-
-class ExactSampler:
-    """The reference loop: :func:`~synthdata.diffusion.sampling.sample_loop` over the stage's exact model
-    function, all rows in one call, the models as the pipeline built them."""
-
-    name = "exact"
+    name = "sampler"
 
     def prepare(self, model: Text2ImUNet) -> Text2ImUNet:
+        """Make a model (on its device, in its dtype) ready for this sampler; called once per model when the
+        pipeline is built. The default leaves it as it is."""
         return model
 
     def chunks(self, n: int) -> list[slice]:
+        """How ``n`` rows are split into sampler calls; the default: all in one."""
         return [slice(0, n)]
 
     def describe(self) -> dict[str, Any]:
+        """What a run record adds to the pipeline's description; the default: nothing."""
         return {}
 
     def __call__(
@@ -118,6 +94,23 @@ class ExactSampler:
         progress: bool = False,
         **inputs: Tensor,
     ) -> Tensor:
+        """Denoise the n rows ``x`` of ``stage`` from respaced step ``start`` (default the last) to x0."""
+        return self.sample(stage, x, text, noise, start, progress, inputs)
+
+    def sample(self, stage: Stage, x: Tensor, text: TextEmbedding, noise: NoiseSource | None, start: int | None,
+               progress: bool, inputs: Mapping[str, Tensor]) -> Tensor:  # fmt: skip
+        """:meth:`__call__`'s work, its arguments in order."""
+        raise NotImplementedError
+
+
+class ExactSampler(Sampler):
+    """The reference loop: :func:`~synthdata.diffusion.sampling.sample_loop` over the stage's exact model
+    function, all rows in one call, the models as the pipeline built them."""
+
+    name = "exact"
+
+    def sample(self, stage: Stage, x: Tensor, text: TextEmbedding, noise: NoiseSource | None, start: int | None,
+               progress: bool, inputs: Mapping[str, Tensor]) -> Tensor:  # fmt: skip
         return sample_loop(
             stage.diffusion, stage.model_fn(text, **inputs), x, noise=noise, method=stage.method, eta=stage.eta,
             clip_denoised=stage.clip_denoised, start=start, progress=progress,
