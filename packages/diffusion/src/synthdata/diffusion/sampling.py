@@ -33,8 +33,6 @@ __all__ = [
     "NoiseSource",
     "StepOutput",
     "TensorNoise",
-    "ancestral_sample",
-    "ddim_sample",
     "denoise_step",
     "model_fn_for",
     "real_guidance_sample",
@@ -256,18 +254,6 @@ def sample_loop(
             if callback is not None:
                 callback(i, out)
     return x
-
-
-def ancestral_sample(
-    diffusion: GaussianDiffusion, model_fn: ModelFn, x: Tensor, **kwargs: Any
-) -> Tensor:
-    """:func:`sample_loop` with ``method="ancestral"`` (same keyword arguments)."""
-    return sample_loop(diffusion, model_fn, x, method="ancestral", **kwargs)
-
-
-def ddim_sample(diffusion: GaussianDiffusion, model_fn: ModelFn, x: Tensor, **kwargs: Any) -> Tensor:
-    """:func:`sample_loop` with ``method="ddim"`` (same keyword arguments; ``eta`` defaults to 0)."""
-    return sample_loop(diffusion, model_fn, x, method="ddim", **kwargs)
 
 
 # ------------------------------------------------------------------------------------------ real guidance
