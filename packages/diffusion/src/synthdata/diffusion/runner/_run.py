@@ -360,75 +360,26 @@ def run_generation(
     if pipeline is None:  # the fast sampler's fixed batch: the largest the plan forms, the same on every rank
         largest = max((len(s.items) for s in shards), default=1)
         pipeline = build_pipeline(cfg, batch_size=min(cfg.batch_size, largest))
-    pipe = pipeline
-    base_steps = _steps(pipe, "base", cfg.base_respacing or "", "--base-respacing")
-    up_steps = _steps(pipe, "upsample", cfg.up_respacing or "", "--up-respacing") if cfg.size == 256 else None
-    refs: dict[int, list[Reference]] = {}
-    start_step = paper_k = None
-    if cfg.real_guidance is not None:
-        from synthdata.diffusion.sampling import real_guidance_start_step
-
-        assert cfg.shots is not None
-        refs = load_references(
-            cfg.real_guidance, class_names, cfg.shots, [p.class_index for p in prompt_list]
-        )
-        paper_k = real_guidance_start_step(cfg.shots)
-        start_step = scaled_start_step(paper_k, base_steps)
-    digests = dict(pipe.model_digests())
+    job = _make_job(cfg, pipeline, prompt_list, class_names)
     _prepare_out(out)  # only now: bad settings or references leave no directory behind
-    job = _Job(cfg, pipe, refs, start_step, paper_k, base_steps, up_steps, digests)
-
-    fingerprint = jsonable(
-        cfg.image_settings()
-        | {
-            "prompts_sha256": prompts_digest(prompt_list),
-            "classes": class_names,
-            "models": digests,
-            "references": {str(c): [r.sha256 for r in rs] for c, rs in sorted(refs.items())} or None,
-        }
-    )
+    fingerprint, config_json = _describe_run(job, prompt_list, class_names, len(items), len(shards))
     check_plan_file(out, fingerprint)
-    config_json = jsonable(
-        {
-            "settings": cfg.to_json() | {"out": None},
-            "fingerprint": fingerprint,
-            "items": len(items),
-            "shards": len(shards),
-            "real_guidance": None
-            if start_step is None
-            else {"shots": cfg.shots, "start_step": start_step, "paper_start_step": paper_k},
-            "pipeline": pipe.describe(),
-        }
-    )
     _drop_stale_dataset_json(out, len(items), fingerprint)
 
     mine = split.take(shards)
-    resume = plan_resume(out, [s.name for s in mine])
-    complete = set(resume.complete)
-    for s in mine:  # a complete shard from another plan (e.g. more images per prompt) is redone
-        if s.name in complete and (_sidecar(out / s.name) or {}).get("keys") != s.keys:
-            log.info("%s holds other keys than planned; redoing it", s.name)
-            _remove_shard(out / s.name)
-            complete.discard(s.name)
-    todo = [s for s in mine if s.name not in complete]
+    complete, todo = _resume(out, mine)
     resumed_images = sum(len(s.items) for s in mine if s.name in complete)
     log.info(
         "rank %d/%d (%s): %d of %d shards are mine, %d complete, %d to do; %d images to generate on %s",
         split.rank, split.world_size, split.source, len(mine), len(shards), len(complete), len(todo),
-        sum(len(s.items) for s in todo), describe_device(pipe),
+        sum(len(s.items) for s in todo), describe_device(job.pipe),
     )  # fmt: skip
 
     identity = run_identity(fingerprint, len(items), len(shards), split.world_size)
     start_rank(out, split.rank, identity)
     started, t0 = time.time(), time.perf_counter()
-    generated = 0
-    with (
-        _progress(sum(len(s.items) for s in mine), resumed_images, split, progress) as bar,
-        ThreadPoolExecutor(max_workers=2, thread_name_prefix="encode") as pool,
-    ):
-        for shard in todo:
-            _write_planned_shard(job, out, shard, pool, bar)
-            generated += len(shard.items)
+    with _progress(sum(len(s.items) for s in mine), resumed_images, split, progress) as bar:
+        generated = _write_shards(job, out, todo, bar)
     seconds = time.perf_counter() - t0
 
     done = _all_complete(out, shards)
@@ -451,6 +402,74 @@ def run_generation(
     merged = finish_rank(out, summary, identity)
     summary.run_summary = None if merged is None else str(merged)
     return summary
+
+
+def _make_job(cfg: GenerateConfig, pipe: Pipeline, prompts: Sequence[Prompt], class_names: list[str]) -> _Job:
+    """The run's settings with the pipeline: step counts (checked), Real Guidance references and k, digests."""
+    base_steps = _steps(pipe, "base", cfg.base_respacing or "", "--base-respacing")
+    up_steps = _steps(pipe, "upsample", cfg.up_respacing or "", "--up-respacing") if cfg.size == 256 else None
+    refs: dict[int, list[Reference]] = {}
+    start_step = paper_k = None
+    if cfg.real_guidance is not None:
+        from synthdata.diffusion.sampling import real_guidance_start_step
+
+        assert cfg.shots is not None
+        refs = load_references(cfg.real_guidance, class_names, cfg.shots, [p.class_index for p in prompts])
+        paper_k = real_guidance_start_step(cfg.shots)
+        start_step = scaled_start_step(paper_k, base_steps)
+    digests = dict(pipe.model_digests())
+    return _Job(cfg, pipe, refs, start_step, paper_k, base_steps, up_steps, digests)
+
+
+def _describe_run(
+    job: _Job, prompts: list[Prompt], class_names: list[str], n_items: int, n_shards: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fingerprint a resumed run must match, and the config ``dataset.json`` records."""
+    cfg = job.cfg
+    fingerprint = jsonable(
+        cfg.image_settings()
+        | {
+            "prompts_sha256": prompts_digest(prompts),
+            "classes": class_names,
+            "models": job.digests,
+            "references": {str(c): [r.sha256 for r in rs] for c, rs in sorted(job.refs.items())} or None,
+        }
+    )
+    config_json = jsonable(
+        {
+            "settings": cfg.to_json() | {"out": None},
+            "fingerprint": fingerprint,
+            "items": n_items,
+            "shards": n_shards,
+            "real_guidance": None
+            if job.start_step is None
+            else {"shots": cfg.shots, "start_step": job.start_step, "paper_start_step": job.paper_start_step},
+            "pipeline": job.pipe.describe(),
+        }
+    )
+    return fingerprint, config_json
+
+
+def _resume(out: Path, mine: Sequence[PlannedShard]) -> tuple[set[str], list[PlannedShard]]:
+    """(names of this rank's complete shards, the shards to write); a complete shard from another plan
+    (e.g. more images per prompt) is removed and redone."""
+    complete = set(plan_resume(out, [s.name for s in mine]).complete)
+    for s in mine:
+        if s.name in complete and (_sidecar(out / s.name) or {}).get("keys") != s.keys:
+            log.info("%s holds other keys than planned; redoing it", s.name)
+            _remove_shard(out / s.name)
+            complete.discard(s.name)
+    return complete, [s for s in mine if s.name not in complete]
+
+
+def _write_shards(job: _Job, out: Path, todo: Sequence[PlannedShard], bar: Any) -> int:
+    """Write the shards to do (images encoded on two threads); return how many images were generated."""
+    generated = 0
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="encode") as pool:
+        for shard in todo:
+            _write_planned_shard(job, out, shard, pool, bar)
+            generated += len(shard.items)
+    return generated
 
 
 def describe_device(pipe: Pipeline) -> str:
