@@ -34,6 +34,18 @@ def _one_step_shape_each(pipe):
         assert len(sampler._runners) == 1, list(sampler._runners)  # one step shape: one capture on CUDA
 
 
+def _spy_on_builds(monkeypatch) -> list:
+    """The pipelines the runner builds, in order."""
+    built = []
+
+    def spy(cfg, **kw):
+        built.append(build_pipeline(cfg, **kw))
+        return built[-1]
+
+    monkeypatch.setattr(runner_run, "build_pipeline", spy)
+    return built
+
+
 def test_fast_matches_exact_on_cpu():
     exact = GlidePipeline.smoke(upsample=False)
     fast = GlidePipeline.smoke(upsample=False, sampler=FastSampling(batch_size=4))
@@ -67,13 +79,7 @@ def test_sampler_choice():
 
 
 def test_a_run_keeps_one_batch_shape_and_matches_the_exact_run(tmp_path, monkeypatch):
-    built = []
-
-    def spy(cfg, **kw):
-        built.append(build_pipeline(cfg, **kw))
-        return built[-1]
-
-    monkeypatch.setattr(runner_run, "build_pipeline", spy)
+    built = _spy_on_builds(monkeypatch)
     prompts = [Prompt(r["id"], r["class_index"], r["class_name"], r["prompt"]) for r in prompt_records(2)]
     # 12 items in shards of 5, 5, 2; batches of up to 3 within a shard: 3+2, 3+2, 2 (short batches padded)
     common = {"images_per_prompt": 2, "shard_size": 5, "batch_size": 3, "smoke": True, "base_respacing": "2"}
@@ -92,13 +98,7 @@ def test_a_run_keeps_one_batch_shape_and_matches_the_exact_run(tmp_path, monkeyp
 
 
 def test_the_fast_batch_is_at_most_the_largest_shard(tmp_path, monkeypatch):
-    built = []
-
-    def spy(cfg, **kw):
-        built.append(build_pipeline(cfg, **kw))
-        return built[-1]
-
-    monkeypatch.setattr(runner_run, "build_pipeline", spy)
+    built = _spy_on_builds(monkeypatch)
     prompts = [Prompt(r["id"], r["class_index"], r["class_name"], r["prompt"]) for r in prompt_records(1)]
     cfg = GenerateConfig(out=str(tmp_path / "o"), sampler="fast", device="cpu", smoke=True, base_respacing="2")
     run_generation(cfg, prompts, split=WorkSplit(0, 1), progress=False)  # 3 items, --batch-size 32

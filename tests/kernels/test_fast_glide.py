@@ -215,15 +215,20 @@ def test_sampler_argument_errors():
         fast.FastSampler(model, diffusion, batch_size=2, method="euler")  # type: ignore[arg-type]
 
 
-@pytest.mark.gpu
-@torch.no_grad()
-def test_cuda_half_graph_sampler_close_to_fp32():
+def _cuda_fp32_reference(respacing: str):
+    """A tiny base model on CUDA (float32), its diffusion and the exact guided samples of seeds 3 and 4."""
     model = _tiny("base", 16).cuda()
-    diffusion = create_diffusion(model.options, "6")
+    diffusion = create_diffusion(model.options, respacing)
     text = _text(model, 2).cat(model.empty_text_embedding().expand(2))
     noise = GeneratorNoise.from_seeds([3, 4])
     x = noise.initial((2, 3, 16, 16), "cuda")
-    want = sample_loop(diffusion, model_fn_for(model, text, guidance_scale=3.0), x, noise=noise)
+    return model, diffusion, sample_loop(diffusion, model_fn_for(model, text, guidance_scale=3.0), x, noise=noise)
+
+
+@pytest.mark.gpu
+@torch.no_grad()
+def test_cuda_half_graph_sampler_close_to_fp32():
+    model, diffusion, want = _cuda_fp32_reference("6")
     fast.accelerate(model, dtype=torch.float16)
     text = _text(model, 2).cat(model.empty_text_embedding().expand(2))
     sampler = fast.FastSampler(model, diffusion, batch_size=4, guidance_scale=3.0)
@@ -236,12 +241,7 @@ def test_cuda_half_graph_sampler_close_to_fp32():
 @pytest.mark.gpu
 @torch.no_grad()
 def test_cuda_compiled_step_close_to_fp32():
-    model = _tiny("base", 16).cuda()
-    diffusion = create_diffusion(model.options, "4")
-    text = _text(model, 2).cat(model.empty_text_embedding().expand(2))
-    noise = GeneratorNoise.from_seeds([3, 4])
-    x = noise.initial((2, 3, 16, 16), "cuda")
-    want = sample_loop(diffusion, model_fn_for(model, text, guidance_scale=3.0), x, noise=noise)
+    model, diffusion, want = _cuda_fp32_reference("4")
     fast.accelerate(model, dtype=torch.float16, attention="sdpa", norm="torch")
     text = _text(model, 2).cat(model.empty_text_embedding().expand(2))
     options = fast.FastOptions(sampler="torch", compile="default")
