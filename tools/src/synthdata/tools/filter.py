@@ -14,10 +14,10 @@ import argparse
 import logging
 import os
 import sys
-from pathlib import Path
 
 from synthdata.filter.config import RECIPES, FilterConfig
 from synthdata.tools._cli import Command
+from synthdata.tools._cli.paths import local
 from synthdata.tools._common import run_cli, setup_logging
 
 PROG = "synth-filter"
@@ -26,14 +26,15 @@ log = logging.getLogger(PROG)
 
 def build_command() -> Command:
     cmd = Command(PROG, __doc__)
-    cmd.add("src", type=Path, required=True)
-    cmd.add("out", type=Path, required=True, help="output directory (new, empty, or a previous run)")
+    cmd.add("src", type=local("--in", what="a local shard directory"), required=True)
+    cmd.add("out", type=local("--out", what="a local directory"), required=True,
+            help="output directory (new, empty, or a previous run)")
     g = cmd.group("classes and prompts (default: --classes-from-shards)")
     how = g.add_mutually_exclusive_group()
     cmd.add("classes_from_shards", group=how, action="store_true", default=False)
     cmd.add("dataset", group=how, default=None)
-    cmd.add("classes_file", group=how, type=Path, default=None)
-    cmd.add("templates_file", group=g, type=Path, default=None,
+    cmd.add("classes_file", group=how, type=local("--classes"), default=None)
+    cmd.add("templates_file", group=g, type=local("--templates"), default=None,
             help="CLIP templates file, one '{}' template a line (default: the data set's, else generic ones)")
     g = cmd.group("model")
     cmd.add_fields(FilterConfig, group=g, only=["model", "pretrained", "cache_dir", "device", "precision",

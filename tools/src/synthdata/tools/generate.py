@@ -15,6 +15,7 @@ from pathlib import Path
 
 from synthdata.diffusion.runner._config import RECIPES, GenerateConfig
 from synthdata.tools._cli import Command
+from synthdata.tools._cli.paths import local, location
 from synthdata.tools._common import run_cli, setup_logging
 
 PROG = "synth-generate"
@@ -25,9 +26,10 @@ _PRECISION_OF_DTYPE = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 def build_command() -> Command:
     cmd = Command(PROG, __doc__)
     g = cmd.group("input and output")
-    cmd.add("prompts_file", group=g, required=True, type=Path)
-    cmd.add_fields(GenerateConfig, group=g, only=["out"], required=["out"])
-    cmd.add("classes_file", group=g, type=Path, default=None,
+    cmd.add("prompts_file", group=g, required=True, type=location("--prompts"))
+    cmd.add_fields(GenerateConfig, group=g, only=["out"], required=["out"],
+                   types={"out": local("--out", what="a local directory")})
+    cmd.add("classes_file", group=g, type=local("--classes"), default=None,
             help="full class list (txt/JSON/CSV) when the prompts cover only some classes")
     cmd.add_fields(GenerateConfig, group=g, only=["image_format", "quality", "shard_size", "name"])
     g = cmd.group("generation (defaults: the paper's settings)")
@@ -40,7 +42,7 @@ def build_command() -> Command:
         "batch_size", "device", "dtype", "sampler", "cache_dir", "base_checkpoint", "upsample_checkpoint",
         "download",
     ])
-    cmd.add("summary_json", group=g, type=Path, default=None, metavar="FILE",
+    cmd.add("summary_json", group=g, type=local("--summary-json"), default=None, metavar="FILE",
             help="also write this rank's summary as JSON here (every rank's is in --out, merged into "
             "--out/summary.json by the last rank to finish)")
     cmd.add_recipes(GenerateConfig, RECIPES)
@@ -56,11 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     return build_command().parser
 
 
-def _read_prompts(path: Path) -> list:
+def _read_prompts(path: str) -> list:
     from synthdata.diffusion.runner import GenerateError
     from synthdata.prompts import read_prompts
+    from synthdata.shards import storage
 
-    if not path.is_file():
+    if not storage.exists(path):
         raise GenerateError(f"--prompts {path} does not exist; write one with synth-prompts")
     records = read_prompts(path)
     if not records:

@@ -18,9 +18,9 @@ import argparse
 import logging
 import os
 import sys
-from pathlib import Path
 
 from synthdata.tools._cli import Command
+from synthdata.tools._cli.paths import local
 from synthdata.tools._common import run_cli, setup_logging
 from synthdata.tools._pipeline.config import RECIPES, PipelineConfig
 
@@ -40,7 +40,8 @@ _CLIP = ["clip_model", "clip_pretrained", "filter_rule", "epochs", "tune_batch_s
 def build_command() -> Command:
     cmd = Command(PROG, __doc__)
     g = cmd.group("what to make (one of --dataset / --classes)")
-    cmd.add("out", group=g, type=Path, required=True, help="the run directory (new, or a previous run to resume)")
+    cmd.add("out", group=g, type=local("--out", what="a local directory"), required=True,
+            help="the run directory (new, or a previous run to resume)")
     cmd.add_fields(PipelineConfig, group=g, only=_WHAT)
     cmd.add_fields(PipelineConfig, group=cmd.group("real data"), only=_REAL)
     cmd.add_fields(PipelineConfig, group=cmd.group("prompts"), only=_PROMPTS)

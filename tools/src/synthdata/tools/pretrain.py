@@ -17,6 +17,7 @@ import sys
 
 from synthdata.pretrain.config import TRAIN_RECIPES, TRANSFER_RECIPES, TrainConfig, TransferConfig
 from synthdata.tools._cli import Command
+from synthdata.tools._cli.paths import local, location
 from synthdata.tools._common import run_cli, setup_logging
 
 PROG = "synth-pretrain"
@@ -53,6 +54,7 @@ def _train_command() -> Command:
         "train", "pre-train a timm model on shards (the default when no subcommand is given)", TrainConfig,
         TRAIN_RECIPES, {"--clip-grad": "clip_grad", "--smoothing": "smoothing", "--no-resume": "resume"},
         groups=_TRAIN_GROUPS, required=["data"],
+        types={"data": location("--data"), "out": local("--out", what="a local directory")},
     )
 
 
@@ -61,6 +63,8 @@ def _transfer_command() -> Command:
         "transfer", "fine-tune or linear-probe a checkpoint on an ImageFolder; report top-1", TransferConfig,
         TRANSFER_RECIPES, {"--ckpt": "ckpt", "--train-dir": "train_dir", "--eval-dir": "eval_dir"},
         required=["ckpt", "train_dir", "eval_dir"],
+        types={"ckpt": local("--checkpoint"), "train_dir": local("--train", what="a local ImageFolder"),
+               "eval_dir": local("--eval", what="a local ImageFolder"), "out": local("--out", what="a local directory")},
     )
 
 

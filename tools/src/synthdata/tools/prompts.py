@@ -18,6 +18,7 @@ from synthdata.prompts import PromptsError, get_dataset, list_datasets
 from synthdata.prompts.config import DEFAULT_LE_MODEL, RECIPES, PromptsConfig
 from synthdata.shards.atomic import atomic_write_json
 from synthdata.tools._cli import Command
+from synthdata.tools._cli.paths import local
 from synthdata.tools._common import run_cli, setup_logging
 
 PROG = "synth-prompts"
@@ -28,10 +29,11 @@ def build_command() -> Command:
     cmd = Command(PROG, __doc__)
     g = cmd.group("classes (exactly one)")
     cmd.add("dataset", group=g, default=None, help=f"a built-in dataset: {', '.join(list_datasets())}")
-    cmd.add("classes_file", group=g, default=None)
+    cmd.add("classes_file", group=g, type=local("--classes"), default=None)
     cmd.add("list_datasets", group=g, action="store_true", default=False)
     g = cmd.group("output")
-    cmd.add("out", group=g, default=None, metavar="FILE.jsonl", help="the prompts file to write")
+    cmd.add("out", group=g, type=local("--out", what="a local file path"), default=None, metavar="FILE.jsonl",
+            help="the prompts file to write")
     cmd.add_fields(PromptsConfig, group=g, only=["method", "per_class", "prefix", "suffix"])
     g = cmd.group("Language Enhancement (--prompt-method le)")
     cmd.add_fields(PromptsConfig, group=g, exclude=["method", "per_class", "prefix", "suffix"])

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from synthdata.tools._cli import Command
+from synthdata.tools._cli.paths import local, location
 from synthdata.tools._common import run_cli, setup_logging
 from synthdata.tune.config import RECIPES, TuneConfig
 
@@ -27,14 +28,15 @@ _MODEL = ["model", "pretrained", "precision", "device", "finetune", "bn_calibrat
 def build_command() -> Command:
     cmd = Command(PROG, __doc__)
     g = cmd.group("data")
-    cmd.add("src", group=g, type=Path, action="append", default=[], metavar="SHARDS",
+    cmd.add("src", group=g, type=location("--in"), action="append", default=[], metavar="SHARDS",
             help="synthetic shard directory to tune on (repeatable; all share one class list)")
-    cmd.add("eval", group=g, type=Path, required=True, dest="eval_dir")
-    cmd.add("few_shot", group=g, type=Path, default=None,
+    cmd.add("eval", group=g, type=location("--eval"), required=True, dest="eval_dir")
+    cmd.add("few_shot", group=g, type=location("--few-shot"), default=None,
             help="real training data (ImageFolder or shards) for the few-shot setting; needs --shots")
     cmd.add_fields(TuneConfig, group=g, only=["shots"])
-    cmd.add("out", group=g, type=Path, required=True, help="output directory (results.jsonl is appended)")
-    cmd.add("feature_cache", group=g, type=Path, default=None,
+    cmd.add("out", group=g, type=local("--out", what="a local directory"), required=True,
+            help="output directory (results.jsonl is appended)")
+    cmd.add("feature_cache", group=g, type=local("--feature-cache"), default=None,
             help="feature cache directory (default OUT/feature_cache; shareable between runs)")
     cmd.add_fields(TuneConfig, group=g, only=["use_cache"])
     cmd.add("fresh", group=g, action="store_true", default=False,
@@ -44,8 +46,8 @@ def build_command() -> Command:
     cmd.add("classes_from_shards", group=how, action="store_true", default=False,
             help="class names from the first --in directory's dataset.json")
     cmd.add("dataset", group=how, default=None)
-    cmd.add("classes_file", group=how, type=Path, default=None)
-    cmd.add("templates_file", group=g, type=Path, default=None,
+    cmd.add("classes_file", group=how, type=local("--classes"), default=None)
+    cmd.add("templates_file", group=g, type=local("--templates"), default=None,
             help="CLIP templates, one a line with '{}' for the class (default: the data set's, else generic ones)")
     cmd.add_fields(TuneConfig, group=cmd.group("model"), only=_MODEL)
     cmd.add_fields(TuneConfig, group=cmd.group("optimisation (defaults: the paper's recipe)"),
@@ -111,10 +113,10 @@ def _body(cmd: Command, args: argparse.Namespace) -> int:
         classnames=classnames,
         templates=templates,
         eval_data=args.eval_dir,
-        out=args.out,
+        out=Path(args.out),
         train=args.src,
         few_shot=args.few_shot,
-        cache_dir=args.feature_cache,
+        cache_dir=Path(args.feature_cache) if args.feature_cache else None,
         resume=not args.fresh,
     )
     wise = record["wise_ft_best"]
@@ -123,7 +125,7 @@ def _body(cmd: Command, args: argparse.Namespace) -> int:
         f"  (WiSE-FT best alpha {wise['alpha']:g}: {100 * wise['top1']:.2f}%; "
         f"{record['steps']} steps, {record['timings']['total_s']:.1f}s)"
     )
-    print(f"wrote {args.out / 'results.jsonl'} and heads, confusion.png, config.json, train_log.jsonl")
+    print(f"wrote {Path(args.out) / 'results.jsonl'} and heads, confusion.png, config.json, train_log.jsonl")
     return 0
 
 

@@ -66,25 +66,28 @@ def write_prompts(path: str | Path, records: Iterable[PromptRecord]) -> int:
 
 
 def read_prompts(path: str | Path) -> list[PromptRecord]:
-    """Read a prompts file, checking every line has exactly the five fields with the right types."""
-    path = Path(path)
+    """Read a prompts file (a local path or an ``s3://``/``gs://``/``http(s)://`` URL), checking every line
+    has exactly the five fields with the right types."""
+    from synthdata.shards import storage
+
+    source = str(path) if storage.is_url(path) else Path(path)
+    text = storage.read_text(source) if storage.is_url(path) else Path(path).read_text(encoding="utf-8")
     out: list[PromptRecord] = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PromptsError(f"{path}:{lineno}: not JSON: {exc}") from exc
-            if not isinstance(obj, dict) or set(obj) != set(FIELDS):
-                raise PromptsError(f"{path}:{lineno}: expected exactly the fields {FIELDS}")
-            if not isinstance(obj["class_index"], int) or not all(
-                isinstance(obj[k], str) for k in ("id", "class_name", "prompt", "source")
-            ):
-                raise PromptsError(f"{path}:{lineno}: wrong field types")
-            try:
-                out.append(PromptRecord(**obj))
-            except ValueError as exc:
-                raise PromptsError(f"{path}:{lineno}: {exc}") from exc
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise PromptsError(f"{source}:{lineno}: not JSON: {exc}") from exc
+        if not isinstance(obj, dict) or set(obj) != set(FIELDS):
+            raise PromptsError(f"{source}:{lineno}: expected exactly the fields {FIELDS}")
+        if not isinstance(obj["class_index"], int) or not all(
+            isinstance(obj[k], str) for k in ("id", "class_name", "prompt", "source")
+        ):
+            raise PromptsError(f"{source}:{lineno}: wrong field types")
+        try:
+            out.append(PromptRecord(**obj))
+        except ValueError as exc:
+            raise PromptsError(f"{source}:{lineno}: {exc}") from exc
     return out

@@ -64,6 +64,13 @@ def _show_default(value: Any) -> str:
     return "none" if value is None else str(value)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (``prog: error: ...; see prog --help``), like every other input error."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 @dataclass(slots=True)
 class _Bound:
     """Where an option's value goes: ``dest`` in the namespace; ``field`` of ``owner`` when a config backs it."""
@@ -83,7 +90,7 @@ class Command:
         self, prog: str, description: str | None, parser: argparse.ArgumentParser | None = None
     ) -> None:
         self.prog = prog
-        self.parser = parser or argparse.ArgumentParser(
+        self.parser = parser or OneLineParser(
             prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
         )
         self.bound: dict[str, _Bound] = {}
@@ -119,8 +126,10 @@ class Command:
         exclude: Iterable[str] = (),
         help: Mapping[str, str] | None = None,
         required: Iterable[str] = (),
+        types: Mapping[str, Callable[[str], Any]] | None = None,
     ) -> None:
-        """An option for each field of the config dataclass ``cls`` (``only`` these, in this order)."""
+        """An option for each field of the config dataclass ``cls`` (``only`` these, in this order);
+        ``types`` replaces the argparse type of some (e.g. a path option's location check)."""
         hints = typing.get_type_hints(cls)
         by_name = {f.name: f for f in dataclasses.fields(cls)}
         names = list(only) if only is not None else [f.name for f in dataclasses.fields(cls)]
@@ -129,10 +138,18 @@ class Command:
             f = by_name[name]
             if name in skip or not f.metadata.get("cli", True) or "help" not in f.metadata:
                 continue
-            self._add_field(cls, f, hints[name], group, (help or {}).get(name), name in required)
+            self._add_field(cls, f, hints[name], group, (help or {}).get(name), name in required,
+                            (types or {}).get(name))
 
     def _add_field(
-        self, cls: type, f: dataclasses.Field, hint: Any, group: Any, help_text: str | None, required: bool
+        self,
+        cls: type,
+        f: dataclasses.Field,
+        hint: Any,
+        group: Any,
+        help_text: str | None,
+        required: bool,
+        type_: Callable[[str], Any] | None = None,
     ) -> None:
         concept = field_concept(f)
         flag = flag_of(concept)
@@ -147,11 +164,13 @@ class Command:
             kwargs["action"] = "store_false" if negate else "store_true"
         else:
             kwargs.update(_argparse_type(hint))
+            if type_ is not None:
+                kwargs["type"] = type_
             if f.metadata.get("choices"):
                 kwargs["choices"] = f.metadata["choices"]
             entry = VOCABULARY.get(concept)
             metavar = f.metadata.get("metavar") or (entry.metavar if entry else None)
-            metavar = metavar or _METAVARS.get(kwargs["type"])
+            metavar = metavar or _METAVARS.get(kwargs["type"]) or ("DIR" if type_ is not None else None)
             if metavar and "choices" not in kwargs:
                 kwargs["metavar"] = metavar
             if required:
