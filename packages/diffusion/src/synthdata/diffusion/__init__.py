@@ -2,21 +2,42 @@
 
 The public API; see ``docs/glide.md``. Modules: ``options``, ``model``, ``tokenizer``, ``schedule``,
 ``sampling``, ``checkpoints``, ``pipeline``, ``reference``.
+
+The names below are imported on first use (``lazy_loader``), so the config module loads without torch
+(command lines answer ``--help`` at once).
 """
 
-from synthdata.diffusion.checkpoints import CheckpointError, load_checkpoint, resolve_checkpoint
-from synthdata.diffusion.model import create_model
-from synthdata.diffusion.options import (
-    GlideOptions,
-    base_options,
-    options_from,
-    smoke_options,
-    upsample_options,
+from typing import TYPE_CHECKING
+
+import lazy_loader
+
+if TYPE_CHECKING:
+    from synthdata.diffusion.checkpoints import CheckpointError, load_checkpoint, resolve_checkpoint
+    from synthdata.diffusion.model import create_model
+    from synthdata.diffusion.options import (
+        GlideOptions,
+        base_options,
+        options_from,
+        smoke_options,
+        upsample_options,
+    )
+    from synthdata.diffusion.pipeline import GlidePipeline
+    from synthdata.diffusion.sampling import REAL_GUIDANCE_STEPS, real_guidance_start_step
+    from synthdata.diffusion.schedule import create_diffusion
+    from synthdata.diffusion.tokenizer import get_tokenizer
+
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "checkpoints": ["CheckpointError", "load_checkpoint", "resolve_checkpoint"],
+        "model": ["create_model"],
+        "options": ["GlideOptions", "base_options", "options_from", "smoke_options", "upsample_options"],
+        "pipeline": ["GlidePipeline"],
+        "sampling": ["REAL_GUIDANCE_STEPS", "real_guidance_start_step"],
+        "schedule": ["create_diffusion"],
+        "tokenizer": ["get_tokenizer"],
+    },
 )
-from synthdata.diffusion.pipeline import GlidePipeline
-from synthdata.diffusion.sampling import REAL_GUIDANCE_STEPS, real_guidance_start_step
-from synthdata.diffusion.schedule import create_diffusion
-from synthdata.diffusion.tokenizer import get_tokenizer
 
 __all__ = [
     "REAL_GUIDANCE_STEPS",

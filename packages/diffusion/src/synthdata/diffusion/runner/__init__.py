@@ -12,39 +12,77 @@ Work is planned up front (items = prompts x [references] x replicates, cut into 
 ``RANK``/``WORLD_SIZE`` (or Slurm) takes its shards, complete shards are skipped on a rerun, and every item's
 seed comes from its key. Each rank leaves its summary in ``--out``; the last to finish merges them into
 ``summary.json``. See ``docs/generate.md``.
+
+The names below are imported on first use (``lazy_loader``), so the config module loads without torch
+(command lines answer ``--help`` at once).
 """
 
-from synthdata.diffusion.runner._config import (
-    DEFAULT_SHARD_SIZE,
-    PAPER_BASE_RESPACING,
-    PAPER_UP_RESPACING,
-    SMOKE_BASE_RESPACING,
-    SMOKE_UP_RESPACING,
-    GenerateConfig,
+from typing import TYPE_CHECKING
+
+import lazy_loader
+
+if TYPE_CHECKING:
+    from synthdata.diffusion.runner._config import (
+        DEFAULT_SHARD_SIZE,
+        PAPER_BASE_RESPACING,
+        PAPER_UP_RESPACING,
+        SMOKE_BASE_RESPACING,
+        SMOKE_UP_RESPACING,
+        GenerateConfig,
+    )
+    from synthdata.diffusion.runner._plan import (
+        SEED_STREAM,
+        PlannedShard,
+        Prompt,
+        WorkItem,
+        class_list,
+        cut_shards,
+        item_key,
+        key_base,
+        normalise_prompts,
+        plan_items,
+    )
+    from synthdata.diffusion.runner._refs import Reference, load_references, scaled_start_step
+    from synthdata.diffusion.runner._run import (
+        PLAN_FILE,
+        PRODUCER,
+        Pipeline,
+        build_pipeline,
+        default_device,
+        run_generation,
+    )
+    from synthdata.diffusion.runner._summary import SUMMARY_JSON, RunSummary, rank_summary_name, run_line
+    from synthdata.diffusion.runner.errors import GenerateError
+
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "_config": [
+            "DEFAULT_SHARD_SIZE",
+            "PAPER_BASE_RESPACING",
+            "PAPER_UP_RESPACING",
+            "SMOKE_BASE_RESPACING",
+            "SMOKE_UP_RESPACING",
+            "GenerateConfig",
+        ],
+        "_plan": [
+            "SEED_STREAM",
+            "PlannedShard",
+            "Prompt",
+            "WorkItem",
+            "class_list",
+            "cut_shards",
+            "item_key",
+            "key_base",
+            "normalise_prompts",
+            "plan_items",
+        ],
+        "_refs": ["Reference", "load_references", "scaled_start_step"],
+        "_run": ["PLAN_FILE", "PRODUCER", "Pipeline", "build_pipeline", "default_device", "run_generation"],
+        "_summary": ["SUMMARY_JSON", "RunSummary", "rank_summary_name", "run_line"],
+        "errors": ["GenerateError"],
+    },
 )
-from synthdata.diffusion.runner._plan import (
-    SEED_STREAM,
-    PlannedShard,
-    Prompt,
-    WorkItem,
-    class_list,
-    cut_shards,
-    item_key,
-    key_base,
-    normalise_prompts,
-    plan_items,
-)
-from synthdata.diffusion.runner._refs import Reference, load_references, scaled_start_step
-from synthdata.diffusion.runner._run import (
-    PLAN_FILE,
-    PRODUCER,
-    Pipeline,
-    build_pipeline,
-    default_device,
-    run_generation,
-)
-from synthdata.diffusion.runner._summary import SUMMARY_JSON, RunSummary, rank_summary_name, run_line
-from synthdata.diffusion.runner.errors import GenerateError
 
 __all__ = [
     "DEFAULT_SHARD_SIZE",

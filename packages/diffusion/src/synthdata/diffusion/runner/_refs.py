@@ -65,7 +65,7 @@ def load_references(
     root = Path(root)
     if not root.is_dir():
         raise GenerateError(
-            f"--real-guidance {root} is not a directory; give an ImageFolder (a folder per class)"
+            f"--few-shot {root} is not a directory; give an ImageFolder (a folder per class)"
         )
     if shots < 1:
         raise GenerateError(f"--shots must be >= 1, got {shots}")
@@ -74,18 +74,18 @@ def load_references(
         idx = _class_of(sub.name, classes)
         if idx is None:
             raise GenerateError(
-                f"--real-guidance folder {sub} matches no class; name it NNN_name, the class name or its slug"
+                f"--few-shot folder {sub} matches no class; name it NNN_name, the class name or its slug"
             )
         if idx in folders:
             raise GenerateError(
-                f"--real-guidance folders {folders[idx].name} and {sub.name} are both class {idx}"
+                f"--few-shot folders {folders[idx].name} and {sub.name} are both class {idx}"
             )
         folders[idx] = sub
     refs: dict[int, list[Reference]] = {}
     for idx in sorted(set(needed)):
         if idx not in folders:
             raise GenerateError(
-                f"--real-guidance {root} has no folder for class {idx} ({classes[idx]!r}); "
+                f"--few-shot {root} has no folder for class {idx} ({classes[idx]!r}); "
                 f"add {root}/{idx:03d}_{_slug(classes[idx]) or 'class'}/ with {shots} images"
             )
         files = sorted(
@@ -93,7 +93,7 @@ def load_references(
         )
         if len(files) < shots:
             raise GenerateError(
-                f"--real-guidance folder {folders[idx]} has {len(files)} images but --shots is {shots}; "
+                f"--few-shot folder {folders[idx]} has {len(files)} images but --shots is {shots}; "
                 "add images or lower --shots"
             )
         refs[idx] = [
