@@ -196,7 +196,7 @@ def test_class_names_in_a_json_field_need_the_class_list(tmp_path, capsys):
 
 def test_a_synthdata_output_is_not_adopted_but_gets_the_interop_files(tmp_path, capsys):
     d = tmp_path / "demo"
-    assert main(["make-demo", str(d), "--classes", "2", "--per-class", "3"]) == 0
+    assert main(["make-demo", str(d), "--num-classes", "2", "--images-per-class", "3"]) == 0
     for name in (TIMM_INFO, WIDS_INDEX, HF_CARD):
         (d / name).unlink()
     info = (d / "dataset.json").read_bytes()

@@ -36,7 +36,7 @@ ODD_CLASSES = ['a: "quoted" #not a comment', "ünïcode 猫", "line\nbreak", "- 
 
 def _demo(tmp_path: Path) -> Path:
     d = tmp_path / "demo"
-    assert main(["make-demo", str(d), "--classes", "3", "--per-class", "8", "--size", "16", "--shard-size", "10"]) == 0
+    assert main(["make-demo", str(d), "--num-classes", "3", "--images-per-class", "8", "--size", "16", "--shard-size", "10"]) == 0
     return d
 
 

@@ -12,7 +12,7 @@ from ._helpers import flip_byte_in_member, make_dataset
 
 def test_acceptance_make_demo_then_verify(tmp_path, capsys):
     d = tmp_path / "d"
-    assert main(["make-demo", str(d), "--classes", "3", "--per-class", "4"]) == 0
+    assert main(["make-demo", str(d), "--num-classes", "3", "--images-per-class", "4"]) == 0
     assert main(["verify", str(d)]) == 0
     assert "12 samples: OK" in capsys.readouterr().out
 
@@ -71,7 +71,7 @@ def test_verify_detects_undecodable_image_with_matching_checksum(tmp_path):
 
 def test_stats_and_show(tmp_path, capsys):
     d = tmp_path / "d"
-    main(["make-demo", str(d), "--classes", "3", "--per-class", "5", "--size", "32"])
+    main(["make-demo", str(d), "--num-classes", "3", "--images-per-class", "5", "--size", "32"])
     capsys.readouterr()
     assert main(["stats", str(d), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
@@ -82,13 +82,13 @@ def test_stats_and_show(tmp_path, capsys):
     assert "orange columns" in capsys.readouterr().out
 
     out = tmp_path / "sheet.png"
-    assert main(["show", str(d), "--out", str(out), "--per-class", "4"]) == 0
+    assert main(["show", str(d), "--out", str(out), "--thumbs-per-class", "4"]) == 0
     with Image.open(out) as sheet:
         assert sheet.height >= 3 * 64 and sheet.width > 4 * 64
 
 
 def test_make_demo_imagefolder(tmp_path):
-    assert main(["make-demo", str(tmp_path), "--classes", "3", "--per-class", "2", "--imagefolder"]) == 0
+    assert main(["make-demo", str(tmp_path), "--num-classes", "3", "--images-per-class", "2", "--as-imagefolder"]) == 0
     dirs = sorted(p.name for p in tmp_path.iterdir())
     assert dirs == ["000_red_stripes", "001_orange_columns", "002_yellow_diagonals"]
     assert len(list((tmp_path / dirs[0]).glob("*.png"))) == 2
@@ -97,7 +97,7 @@ def test_make_demo_imagefolder(tmp_path):
 def test_cli_errors_are_one_line(tmp_path, capsys):
     blocker = tmp_path / "f"
     blocker.write_text("x")
-    assert main(["make-demo", str(blocker), "--classes", "2", "--per-class", "1"]) == 2
+    assert main(["make-demo", str(blocker), "--num-classes", "2", "--images-per-class", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("synth-shards: error:") and err.count("\n") == 1
     assert main(["verify", str(tmp_path / "missing")]) == 1

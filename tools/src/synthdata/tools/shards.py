@@ -15,7 +15,6 @@ from pathlib import Path
 
 from synthdata.shards import (
     ShardError,
-    StorageError,
     contact_sheet,
     dataset_stats,
     group_by_class,
@@ -25,66 +24,99 @@ from synthdata.shards import (
     storage,
     verify_dataset,
 )
+from synthdata.tools._cli import Command
+from synthdata.tools._cli.paths import local, location
 from synthdata.tools._common import run_cli
 
 PROG = "synth-shards"
 
 
+def _verify_command(cmd: Command) -> None:
+    cmd.parser.add_argument("dir", type=location("verify"), help="shard directory or directory URL")
+    cmd.add("decode", action="store_false", default=True, help="skip decoding images (checksums still checked)")
+    cmd.add("json", action="store_true", default=False, help="print the report as JSON")
+
+
+def _stats_command(cmd: Command) -> None:
+    cmd.parser.add_argument("dir", type=location("stats"), help="shard directory or directory URL")
+    cmd.add("json", action="store_true", default=False)
+
+
+def _show_command(cmd: Command) -> None:
+    cmd.parser.add_argument("dir", type=location("show"), help="shard directory or directory URL")
+    cmd.add("out", type=location("--out", write=True), required=True, metavar="FILE.png",
+            help="output PNG file (a path, s3:// or gs://)")
+    cmd.add("thumbs_per_class", type=int, default=8, help="thumbnails per class (default 8)")
+    cmd.add("thumb", type=int, default=64, help="thumbnail size in pixels (default 64)")
+    cmd.add("max_classes", type=int, default=100, help="at most this many rows (default 100)")
+    cmd.deprecate("--per-class", "thumbs_per_class")
+
+
+def _make_demo_command(cmd: Command) -> None:
+    cmd.parser.add_argument("dir", type=local("make-demo", what="a local directory"), help="output directory")
+    cmd.add("num_classes", type=int, required=True)
+    cmd.add("images_per_class", type=int, required=True)
+    cmd.add("seed", type=int, default=0, help="seed (default 0)")
+    cmd.add("size", type=int, default=64, help="image side in pixels (default 64)")
+    cmd.add("image_format", default="png", choices=["png", "jpg", "webp"])
+    cmd.add("shard_size", type=int, default=16, help="samples per shard (default 16)")
+    cmd.add("as_imagefolder", action="store_true", default=False, help="write DIR/NNN_class/*.png instead of shards")
+    cmd.deprecate("--classes", "num_classes")
+    cmd.deprecate("--imagefolder", "as_imagefolder")
+    cmd.deprecate("--per-class", "images_per_class")
+
+
+def _index_command(cmd: Command) -> None:
+    cmd.parser.add_argument("dir", type=location("index", write=True),
+                            help="directory or URL holding *.tar shards (local, s3://, gs://)")
+    cmd.add("classes_file", type=local("--classes"), default=None,
+            help="class names, one a line (or .json/.csv); default: the indices")
+    cmd.add("label_field", default="", help="take labels from this field of each sample's json (default: cls)")
+    cmd.add("name", default=None, help="dataset name (default: the directory's name)")
+
+
+def _export_command(cmd: Command) -> None:
+    cmd.parser.add_argument("dir", type=location("export"), help="shard directory or directory URL")
+    cmd.add("imagefolder_out", type=local("--imagefolder", what="a local folder"), required=True, metavar="OUT",
+            help="output folder (local; an earlier export resumes)")
+
+
+SUBCOMMANDS = {
+    "verify": ("check every shard, sample and the dataset.json; non-zero exit on problems", _verify_command),
+    "stats": ("per-class counts, bytes and image sizes", _stats_command),
+    "show": ("write a contact sheet: a labelled row per class", _show_command),
+    "make-demo": ("write a small procedurally drawn dataset (a colour+pattern per class)", _make_demo_command),
+    "index": ("adopt WebDataset shards written elsewhere: sidecars, dataset.json and the files timm, wids and "
+              "Hugging Face look for, without rewriting a tar (a rerun resumes)", _index_command),
+    "export": ("write an ImageFolder (NNN_<class>/<key>.<ext>) from a shard directory", _export_command),
+}
+
+
+def build_command(name: str) -> Command:
+    text, add = SUBCOMMANDS[name]
+    cmd = Command(f"{PROG} {name}", text)
+    add(cmd)
+    cmd.add_run_options(recipes=False, quiet=False)
+    return cmd
+
+
+def build_commands() -> dict[str, Command]:
+    """Every subcommand (for the reference and the vocabulary test)."""
+    return {f"{PROG} {name}": build_command(name) for name in SUBCOMMANDS}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """A parser with every subcommand (for ``--help``)."""
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-
-    # Locations stay strings: Path("s3://b/d") would collapse the "//" and mangle the URL.
-    p = sub.add_parser(
-        "verify", help="check every shard, sample and the dataset.json; non-zero exit on problems"
-    )
-    p.add_argument("dir", help="shard directory or directory URL")
-    p.add_argument("--no-decode", action="store_true", help="skip decoding images (checksums still checked)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-
-    p = sub.add_parser("stats", help="per-class counts, bytes and image sizes")
-    p.add_argument("dir", help="shard directory or directory URL")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-    p = sub.add_parser("show", help="write a contact sheet: a labelled row per class")
-    p.add_argument("dir", help="shard directory or directory URL")
-    p.add_argument("--out", required=True, help="output PNG file (a path, s3:// or gs://)")
-    p.add_argument("--per-class", type=int, default=8, help="thumbnails per class (default 8)")
-    p.add_argument("--thumb", type=int, default=64, help="thumbnail size in pixels (default 64)")
-    p.add_argument("--max-classes", type=int, default=100, help="at most this many rows (default 100)")
-
-    p = sub.add_parser(
-        "make-demo", help="write a small procedurally drawn dataset (a colour+pattern per class)"
-    )
-    p.add_argument("dir", help="output directory (local)")
-    p.add_argument("--classes", type=int, required=True)
-    p.add_argument("--per-class", type=int, required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
-    p.add_argument("--format", default="png", choices=["png", "jpg", "webp"])
-    p.add_argument("--shard-size", type=int, default=16, help="samples per shard (default 16)")
-    p.add_argument("--imagefolder", action="store_true", help="write DIR/NNN_class/*.png instead of shards")
-
-    p = sub.add_parser(
-        "index",
-        help="adopt WebDataset shards written elsewhere: sidecars, dataset.json and the files timm, wids "
-        "and Hugging Face look for, without rewriting a tar (a rerun resumes)",
-    )
-    p.add_argument("dir", help="directory or URL holding *.tar shards (local, s3://, gs://)")
-    p.add_argument("--classes", type=Path, help="class names, one a line (or .json/.csv); default: the indices")
-    p.add_argument(
-        "--label-field", default="", help="take labels from this field of each sample's json (default: cls)"
-    )
-    p.add_argument("--name", help="dataset name (default: the directory's name)")
-
-    p = sub.add_parser("export", help="write an ImageFolder (NNN_<class>/<key>.<ext>) from a shard directory")
-    p.add_argument("dir", help="shard directory or directory URL")
-    p.add_argument("--imagefolder", required=True, help="output folder (local; an earlier export resumes)")
+    for name in SUBCOMMANDS:
+        cmd = build_command(name)
+        sub.add_parser(name, parents=[cmd.parser], add_help=False, help=cmd.parser.description)
     return parser
 
 
 def _verify(args: argparse.Namespace) -> int:
-    report = verify_dataset(args.dir, decode_images=not args.no_decode)
+    report = verify_dataset(args.dir, decode_images=args.decode)
     if args.json:
         print(
             json.dumps(
@@ -129,14 +161,12 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    storage.check_location(args.dir, flag="show")
-    storage.check_location(args.out, flag="--out", write=True)
     classes = read_dataset_json(args.dir).classes
     samples = ((s.cls, s.image) for s in iter_samples(args.dir, on_error="skip"))
-    rows = group_by_class(samples, classes, args.per_class)[: args.max_classes]
+    rows = group_by_class(samples, classes, args.thumbs_per_class)[: args.max_classes]
     if not rows:
         raise ShardError(f"{args.dir} holds no readable samples to show")
-    sheet = contact_sheet(rows, thumb=args.thumb, per_row=args.per_class)
+    sheet = contact_sheet(rows, thumb=args.thumb, per_row=args.thumbs_per_class)
     if storage.is_url(args.out):
         buf = io.BytesIO()
         sheet.save(buf, format="PNG")
@@ -149,27 +179,21 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _local_only(location: str, flag: str) -> Path:
-    """A local output path; a URL is refused (one line) so no folder named ``s3:`` or ``http:`` appears."""
-    if storage.is_url(location):
-        raise StorageError(f"{flag} {location}: this command writes a local folder; give a local path")
-    return storage.local_path(location)
-
-
 def _make_demo(args: argparse.Namespace) -> int:
     make_demo(
-        _local_only(args.dir, "make-demo"),
-        classes=args.classes,
-        per_class=args.per_class,
+        args.dir,
+        classes=args.num_classes,
+        per_class=args.images_per_class,
         seed=args.seed,
         size=args.size,
-        image_format=args.format,
+        image_format=args.image_format,
         shard_size=args.shard_size,
-        imagefolder=args.imagefolder,
+        imagefolder=args.as_imagefolder,
     )
-    kind = "image folders" if args.imagefolder else "shards"
+    kind = "image folders" if args.as_imagefolder else "shards"
     print(
-        f"wrote {args.classes * args.per_class} demo images ({args.classes} classes) as {kind} to {args.dir}"
+        f"wrote {args.num_classes * args.images_per_class} demo images ({args.num_classes} classes) as {kind} "
+        f"to {args.dir}"
     )
     return 0
 
@@ -186,8 +210,7 @@ def _class_list(path: Path) -> list[str]:
 def _index(args: argparse.Namespace) -> int:
     from synthdata.shards.adopt import index_shards
 
-    storage.check_location(args.dir, flag="index", write=True)
-    classes = _class_list(args.classes) if args.classes else None
+    classes = _class_list(Path(args.classes_file)) if args.classes_file else None
     result = index_shards(
         args.dir,
         classes=classes,
@@ -214,8 +237,7 @@ def _index(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from synthdata.shards.export import export_imagefolder
 
-    storage.check_location(args.dir, flag="export")
-    out = _local_only(args.imagefolder, "--imagefolder")
+    out = Path(args.imagefolder_out)
     result = export_imagefolder(args.dir, out)
     print(
         f"wrote {result.written} images to {out} ({len(result.folders)} class folders; "
@@ -235,8 +257,12 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_cli(PROG, lambda: COMMANDS[args.command](args), (ShardError, ValueError, OSError))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in SUBCOMMANDS:
+        build_parser().parse_args(argv)  # help, or the usage error naming the subcommands
+    name = argv.pop(0)
+    args = build_command(name).parse(argv)
+    return run_cli(PROG, lambda: COMMANDS[name](args), (ShardError, ValueError, OSError))
 
 
 if __name__ == "__main__":

@@ -96,6 +96,7 @@ class Command:
         self.bound: dict[str, _Bound] = {}
         self.recipes: dict[str, dict[str, Any]] = {DEFAULT_RECIPE: {}}
         self.deprecated: dict[str, tuple[str, str]] = {}  # old flag -> (dest, new flag)
+        self._required: list[tuple[str, str]] = []  # (dest, flag) of required options with an old spelling
         self._has_run_options = False
 
     # --- adding options -------------------------------------------------------------------------------
@@ -201,6 +202,9 @@ class Command:
                 kwargs["action"] = "append"
         self.parser.add_argument(old, **kwargs)
         self.deprecated[old] = (dest, bound.flag)
+        if action.required:  # either spelling satisfies it: checked after parsing
+            action.required = False
+            self._required.append((dest, bound.flag))
 
     def add_run_options(
         self, *, recipes: bool = True, verbose: bool = True, quiet: bool = True, group: Any = None
@@ -288,6 +292,9 @@ class Command:
         recipe, from_file = self._recipe_and_file(argv)
         self.parser.set_defaults(**{**self.recipes.get(recipe, {}), **from_file})
         args = self.parser.parse_args(argv)
+        missing = [flag for dest, flag in self._required if getattr(args, dest, None) is None]
+        if missing:
+            self.parser.error(f"the following arguments are required: {', '.join(missing)}")
         args.recipe = recipe if self._has_run_options else None
         for old, (_, new) in self.deprecated.items():
             if any(a == old or a.startswith(old + "=") for a in argv):

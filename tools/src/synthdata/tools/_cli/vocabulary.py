@@ -61,6 +61,9 @@ VOCABULARY: dict[str, Flag] = {
     "name": _f("--name", "data set name written to dataset.json"),
     "json": _f("--json", "print JSON instead of a table"),
     "list_datasets": _f("--list-datasets", "print the built-in data sets and exit"),
+    "decode": _f("--no-decode", "skip decoding images"),
+    "as_imagefolder": _f("--as-imagefolder", "write image folders instead of shards"),
+    "imagefolder_out": _f("--imagefolder", "output ImageFolder", "OUT"),
     # --- how many
     "images_per_class": _f("--images-per-class", "images made per class", "N"),
     "images_per_prompt": _f("--images-per-prompt", "images made per prompt", "N"),
