@@ -1,8 +1,12 @@
-"""Image sets for tuning and evaluation: synthdata shard directories or torchvision ImageFolders.
+"""Image sets for tuning and evaluation: synthdata shard directories (local or directory URLs:
+``s3://``, ``gs://``, ``http(s)://``) or local torchvision ImageFolders.
 
-An :class:`ImageSet` knows every sample's label up front (from the shard sidecars, or from the ImageFolder
-file list), so few-shot sampling and cache keys need no image decoding. Images are decoded only by
-:meth:`ImageSet.iter_images`.
+An :class:`ImageSet` knows every sample's label up front (from the shards' index,
+:class:`synthdata.shards.ShardDataset`, or from the ImageFolder file list), so few-shot sampling and cache
+keys need no image decoding. Images are decoded only by :meth:`ImageSet.iter_images`; a remote shard is
+fetched and checked against its sidecar by :func:`synthdata.shards.iter_samples` in the process that
+decodes it (each DataLoader worker resolves the shard's URL itself: no file system or open file is shared
+across the fork).
 """
 
 from __future__ import annotations
@@ -19,7 +23,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from synthdata.shards import DATASET_JSON, iter_samples, list_shards, read_dataset_json, sidecar_path
+from synthdata.shards import DATASET_JSON, ShardDataset, ShardEntry, ShardError, iter_samples, storage
+from synthdata.shards.dataset import parse_sidecar
+from synthdata.shards.reader import sidecar_location
+
+#: What a shard directory URL that holds no shards is told (ImageFolders are read from local disk only).
+IMAGEFOLDER_LOCAL_ONLY = (
+    "no synthdata shards there (no dataset.json, no *.idx.json sidecars); a URL must be a shard directory, "
+    "an ImageFolder is read from a local directory only: copy it to local disk and pass that path"
+)
 
 
 class DataError(ValueError):
@@ -30,18 +42,21 @@ class DataError(ValueError):
 class ImageSet:
     """Samples of one or more shard directories, or of one ImageFolder, with their labels.
 
-    ``items`` holds ``(shard path, key)`` for shards or ``(file path, "")`` for an ImageFolder, in a fixed
-    order (shard name order within each directory; ImageFolder's sorted order); ``labels[i]`` is the class
-    index of ``items[i]``.
+    ``items`` holds ``(ShardEntry, key)`` for shards (the entry's ``name`` is the shard's file name, its
+    ``location`` the path or URL) or ``(file path, "")`` for an ImageFolder, in a fixed order (shard name
+    order within each directory; ImageFolder's sorted order); ``labels[i]`` is the class index of
+    ``items[i]``. ``roots`` are the sources as given (a ``Path`` for a local directory, the URL string for
+    a remote one); ``datasets`` the opened shard directories (empty for an ImageFolder).
     """
 
     kind: Literal["shards", "imagefolder"]
-    roots: list[Path]
-    items: list[tuple[Path, str]]
+    roots: list[Path | str]
+    items: list[tuple[ShardEntry | Path, str]]
     labels: np.ndarray
     classes: list[str] | None = None
+    datasets: tuple[ShardDataset, ...] = ()
     _fingerprint: str | None = None
-    _positions: dict[tuple[Path, str], int] | None = None
+    _positions: dict[tuple[str, str], int] | None = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -50,20 +65,19 @@ class ImageSet:
         return f"{self.kind}:{','.join(str(r) for r in self.roots)}"
 
     def fingerprint(self) -> str:
-        """sha256 over the set's identity: shards -> every sidecar's bytes (they hold each tar's sha256,
-        keys and labels); ImageFolder -> sorted relative paths, sizes and mtimes. Any change -> new value."""
+        """sha256 over the set's identity: shards -> every shard's name and the sha256 of its sidecar's
+        bytes (they hold each tar's sha256, keys and labels; a remote copy of the same shards gives the same
+        value); ImageFolder -> sorted relative paths, sizes and mtimes. Any change -> new value."""
         if self._fingerprint is None:
             digest = hashlib.sha256(f"{self.kind}\n".encode())
             if self.kind == "shards":
-                for root in self.roots:
-                    for shard in list_shards(root):
-                        side = sidecar_path(shard)
-                        digest.update(
-                            f"{shard.name}\t{hashlib.sha256(side.read_bytes()).hexdigest()}\n".encode()
-                        )
+                for dataset in self.datasets:
+                    for shard, side in zip(dataset.shards, sidecar_digests(dataset), strict=True):
+                        digest.update(f"{shard.name}\t{side}\n".encode())
             else:
-                root = self.roots[0]
+                root = Path(self.roots[0])
                 for path, _ in self.items:
+                    assert isinstance(path, Path)
                     st = path.stat()
                     rel = path.relative_to(root).as_posix()
                     digest.update(f"{rel}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
@@ -83,33 +97,67 @@ class ImageSet:
         return None if indices is None else {int(i) for i in indices}
 
     def work_units(self, wanted: set[int] | None, chunk: int = 64) -> list[object]:
-        """Independent pieces of the set for parallel decoding, in index order: shard paths (a shard is
-        read sequentially) or chunks of ImageFolder indices."""
+        """Independent pieces of the set for parallel decoding, in index order: shards (each a
+        :class:`~synthdata.shards.ShardEntry`, read sequentially) or chunks of ImageFolder indices."""
         if self.kind == "imagefolder":
             idx = sorted(wanted) if wanted is not None else list(range(len(self.items)))
             return [idx[i : i + chunk] for i in range(0, len(idx), chunk)]
-        shards = list(dict.fromkeys(p for p, _ in self.items))
-        if wanted is not None:
-            keep = {self.items[i][0] for i in wanted}
-            shards = [s for s in shards if s in keep]
-        return shards
+        shards = [s for d in self.datasets for s in d.shards if s.count]
+        if wanted is None:
+            return list(shards)
+        ordinal = np.repeat(np.arange(len(shards)), [s.count for s in shards])
+        keep = set(ordinal[sorted(wanted)].tolist())
+        return [s for n, s in enumerate(shards) if n in keep]
 
     def iter_unit(self, unit: object, wanted: set[int] | None) -> Iterator[tuple[int, Image.Image, int]]:
         """The wanted samples of one work unit (see :meth:`work_units`)."""
         if self.kind == "imagefolder":
             for i in unit:  # type: ignore[union-attr]
-                with Image.open(self.items[i][0]) as im:
+                with Image.open(self.items[i][0]) as im:  # type: ignore[arg-type]
                     yield i, im.convert("RGB"), int(self.labels[i])
             return
         if self._positions is None:
-            self._positions = {(p, k): i for i, (p, k) in enumerate(self.items)}
-        shard = Path(unit)  # type: ignore[arg-type]
-        for sample in iter_samples([shard]):
-            i = self._positions.get((shard, sample.key))
+            self._positions = {(s.location, k): i for i, (s, k) in enumerate(self.items)}  # type: ignore[union-attr]
+        assert isinstance(unit, ShardEntry)
+        # The location, not an open file or file system: a DataLoader worker opens the shard itself.
+        for sample in iter_samples([unit.location]):
+            i = self._positions.get((unit.location, sample.key))
             if i is None:
-                raise DataError(f"{shard.name}: sample {sample.key!r} is not listed in its sidecar")
+                raise DataError(f"{unit.name}: sample {sample.key!r} is not listed in its sidecar")
             if wanted is None or i in wanted:
                 yield i, sample.image, int(sample.cls)
+
+
+def sidecar_digests(dataset: ShardDataset) -> list[str]:
+    """The sha256 of each shard's sidecar bytes, in ``dataset.shards`` order (remote ones fetched in one
+    batched request). Each sidecar read must still describe the indexed shard, else :class:`DataError`."""
+    sources = [sidecar_location(s.location) for s in dataset.shards]
+    blobs = _read_all(dataset.location, sources)
+    digests = []
+    for shard, source, data in zip(dataset.shards, sources, blobs, strict=True):
+        try:
+            same = parse_sidecar(json.loads(data), source) == shard
+        except (ValueError, ShardError):
+            same = False
+        if not same:
+            raise DataError(f"{source}: changed while it was being read; rerun when the shards are complete")
+        digests.append(hashlib.sha256(data).hexdigest())
+    return digests
+
+
+def _read_all(location: str, sources: list[str]) -> list[bytes]:
+    if not storage.is_url(location) or not sources:
+        return [storage.read_bytes(s) for s in sources]
+    fs, _ = storage.filesystem(location)
+    inner = [storage.filesystem(s)[1] for s in sources]
+    blobs = fs.cat(inner, on_error="return")
+    out = []
+    for source, key in zip(sources, inner, strict=True):
+        data = blobs.get(key)
+        if not isinstance(data, bytes):
+            raise DataError(f"{source}: unreadable sidecar ({data!r})")
+        out.append(data)
+    return out
 
 
 class DecodedImages(torch.utils.data.IterableDataset):
@@ -157,45 +205,68 @@ def _usable_cpus() -> int:
 
 
 def is_shard_dir(path: str | os.PathLike[str]) -> bool:
-    path = Path(path)
-    return (path / DATASET_JSON).is_file() or any(path.glob("*.idx.json"))
+    """Whether ``path`` (a local directory or a directory URL) holds a ``dataset.json`` or sidecars."""
+    if not storage.is_url(path):
+        path = storage.local_path(path)
+        return (path / DATASET_JSON).is_file() or any(path.glob("*.idx.json"))
+    try:
+        return storage.exists(storage.join(path, DATASET_JSON)) or bool(storage.listdir(path, "*.idx.json"))
+    except (OSError, ValueError):
+        return False
 
 
-def load_shards(directories: Sequence[str | os.PathLike[str]]) -> ImageSet:
-    """An :class:`ImageSet` over the complete shards of ``directories`` (labels read from the sidecars).
+def _named(root: Path | str, flag: str | None) -> str:
+    return f"{flag} {root}" if flag else str(root)
 
-    Several directories must share one class list (their ``dataset.json`` files, where present).
+
+def open_shards(root: Path | str, *, flag: str | None = None) -> ShardDataset:
+    """The validated index (:class:`~synthdata.shards.ShardDataset`) of a shard directory or directory URL;
+    any problem is one :class:`DataError` naming ``flag`` (the option that gave ``root``) when given."""
+    name = _named(root, flag)
+    try:
+        dataset = ShardDataset.open(root, flag=flag or "shards")
+    except FileNotFoundError as exc:
+        raise DataError(str(exc) if storage.is_url(root) else f"{name} is not a directory") from exc
+    except ShardError as exc:
+        raise DataError(str(exc)) from exc
+    except OSError as exc:  # a store or server that does not answer
+        raise DataError(f"{name}: cannot read ({exc})") from exc
+    if not dataset.shards:
+        if storage.is_url(root) and dataset.info is None:
+            raise DataError(f"{name}: {IMAGEFOLDER_LOCAL_ONLY}")
+        raise DataError(f"{name} holds no complete shards (no *.idx.json sidecars)")
+    return dataset
+
+
+def load_shards(directories: Sequence[str | os.PathLike[str]], *, flag: str | None = None) -> ImageSet:
+    """An :class:`ImageSet` over the complete shards of ``directories`` (local paths or directory URLs;
+    labels from their sidecars, through :class:`~synthdata.shards.ShardDataset`).
+
+    Several directories must share one class list (their ``dataset.json`` files, where present). Every
+    sidecar is read here (the set's fingerprint too), so nothing about the index is left to fail later.
     """
     if not directories:
         raise DataError("no shard directory given")
-    items: list[tuple[Path, str]] = []
+    roots = [d if storage.is_url(d) else storage.local_path(d) for d in map(os.fspath, directories)]
+    items: list[tuple[ShardEntry | Path, str]] = []
     labels: list[int] = []
     classes: list[str] | None = None
-    roots = [Path(d) for d in directories]
+    datasets = []
     for root in roots:
-        if not root.is_dir():
-            raise DataError(f"{root} is not a directory")
-        if (root / DATASET_JSON).is_file():
-            info = read_dataset_json(root)
-            if classes is not None and info.classes != classes:
+        dataset = open_shards(root, flag=flag)
+        if dataset.info is not None:
+            if classes is not None and dataset.classes != classes:
                 raise DataError(f"{root}: its class list differs from {roots[0]}'s; tune on one class list")
-            classes = classes or list(info.classes)
-        shards = list_shards(root)
-        if not shards:
-            raise DataError(f"{root} holds no complete shards (no *.idx.json sidecars)")
-        for shard in shards:
-            try:
-                side = json.loads(sidecar_path(shard).read_text(encoding="utf-8"))
-                keys, cls = list(side["keys"]), [int(c) for c in side["classes"]]
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise DataError(f"{shard.name}: unreadable sidecar ({exc})") from exc
-            if len(keys) != len(cls):
-                raise DataError(f"{shard.name}: sidecar lists {len(keys)} keys but {len(cls)} labels")
-            items.extend((shard, k) for k in keys)
-            labels.extend(cls)
+            classes = classes or dataset.classes
+        for shard in dataset.shards:
+            items.extend((shard, k) for k in shard.keys)
+            labels.extend(shard.classes)
+        datasets.append(dataset)
     if not items:
         raise DataError(f"{', '.join(map(str, roots))}: no samples")
-    return ImageSet("shards", roots, items, np.asarray(labels, dtype=np.int64), classes)
+    image_set = ImageSet("shards", roots, items, np.asarray(labels, dtype=np.int64), classes, tuple(datasets))
+    image_set.fingerprint()
+    return image_set
 
 
 def load_imagefolder(root: str | os.PathLike[str], num_classes: int | None = None) -> ImageSet:
@@ -203,7 +274,9 @@ def load_imagefolder(root: str | os.PathLike[str], num_classes: int | None = Non
     class indices. With ``num_classes``, the number of class directories must equal it."""
     from torchvision.datasets import ImageFolder
 
-    root = Path(root)
+    if storage.is_url(root):
+        raise DataError(f"{os.fspath(root)}: {IMAGEFOLDER_LOCAL_ONLY}")
+    root = storage.local_path(root)
     if not root.is_dir():
         raise DataError(f"{root} is not a directory")
     dirs = sorted(d.name for d in os.scandir(root) if d.is_dir() and not d.name.startswith("."))
@@ -223,17 +296,21 @@ def load_imagefolder(root: str | os.PathLike[str], num_classes: int | None = Non
 
 
 def load_image_set(
-    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], num_classes: int | None = None
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    num_classes: int | None = None,
+    *,
+    flag: str | None = None,
 ) -> ImageSet:
-    """Shards (directories with sidecars / ``dataset.json``) or an ImageFolder, by what ``source`` holds.
+    """Shards (directories or directory URLs with sidecars / ``dataset.json``) or a local ImageFolder, by
+    what ``source`` holds; a URL must be a shard directory. ``flag`` names the option in errors.
 
     Labels must lie in ``[0, num_classes)``; for shards with a ``dataset.json`` its class count must match.
     """
     sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     if not sources:
         raise DataError("no image set given")
-    if all(is_shard_dir(s) for s in sources):
-        image_set = load_shards(sources)
+    if all(storage.is_url(s) or is_shard_dir(s) for s in sources):
+        image_set = load_shards(sources, flag=flag)
         if (
             num_classes is not None
             and image_set.classes is not None

@@ -1,7 +1,8 @@
 """The checked inputs of a tuning run: class list, templates, image sets, few-shot picks, output paths.
 
-:func:`check_inputs` reads and checks everything a run needs from disk before anything is created, so a bad
-input fails with one :class:`~synthdata.tune.data.DataError` naming it and leaves no ``--out`` behind.
+:func:`check_inputs` reads and checks everything a run needs (from disk, or the shard index of a directory
+URL) before anything is created, so a bad input fails with one :class:`~synthdata.tune.data.DataError`
+naming it (and its option: ``--in``, ``--eval``, ``--few-shot``) and leaves no ``--out`` behind.
 """
 
 from __future__ import annotations
@@ -51,14 +52,17 @@ def check_inputs(
     cache_dir: PathLike | None = None,
 ) -> Inputs:
     """Check the class list, the data sources and ``out``, load the image sets and draw the few-shot
-    indices; creates nothing. Raises :class:`DataError` naming the bad input."""
+    indices; creates nothing. Raises :class:`DataError` naming the bad input.
+
+    ``train``, ``eval_data`` and ``few_shot`` are local directories or shard directory URLs (``s3://``,
+    ``gs://``, ``http(s)://``; kept as given, never turned into paths); ImageFolders are local only."""
     classnames, templates = list(classnames), list(templates)
     num_classes = len(classnames)
     if num_classes < 2:
         raise DataError(f"need at least 2 classes, got {num_classes}")
-    train = [Path(train)] if isinstance(train, (str, os.PathLike)) else [Path(t) for t in train]
+    train = [train] if isinstance(train, (str, os.PathLike)) else list(train)
     if not train and few_shot is None:
-        raise DataError("nothing to train on: give synthetic shards (--train) and/or real few-shot data")
+        raise DataError("nothing to train on: give synthetic shards (--in) and/or real few-shot data")
     if (few_shot is None) != (cfg.shots is None):
         raise DataError("few-shot training needs both the real data (--few-shot DIR) and --shots K")
     out = Path(out)
@@ -72,11 +76,11 @@ def check_inputs(
         templates,
         out,
         cache_root,
-        syn_set=load_image_set(train, num_classes) if train else None,
-        eval_set=load_image_set(eval_data, num_classes),
+        syn_set=load_image_set(train, num_classes, flag="--in") if train else None,
+        eval_set=load_image_set(eval_data, num_classes, flag="--eval"),
     )
     if few_shot is not None:
         assert cfg.shots is not None
-        inputs.real_set = load_image_set(few_shot, num_classes)
+        inputs.real_set = load_image_set(few_shot, num_classes, flag="--few-shot")
         inputs.real_idx = sample_few_shot(inputs.real_set.labels, cfg.shots, cfg.seed, num_classes)
     return inputs

@@ -293,7 +293,7 @@ def _shuffled_stream(syn_set, seed: int, epoch: int, buffer: int) -> Iterator[tu
     """``(index, image, label)`` of every synthetic sample once, in an order fixed by (seed, epoch): the
     shards in a seeded order, then a seeded shuffle buffer (decoding stays streaming)."""
     rng = random.Random(item_seed(seed, str(epoch), stream="tune-e2e"))
-    shards = list(dict.fromkeys(p for p, _ in syn_set.items))
+    shards = syn_set.work_units(None)
     rng.shuffle(shards)
     pool: list[tuple[int, object, int]] = []
     for shard in shards:
