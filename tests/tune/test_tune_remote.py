@@ -190,3 +190,14 @@ def test_a_url_that_holds_no_shards_is_one_cli_line(shards, s3_server, tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"synth-tune: error: --in {empty}: no synthdata shards"), err
     assert not (tmp_path / "new").exists()
+
+
+def test_end_to_end_finetuning_streams_http_shards_like_local_ones(shards, http_server, tmp_path):
+    urls = _serve({"train": shards["train"], "eval": shards["eval"]}, http_server)
+    tune = {"finetune": True, "epochs": 1, "batch_size": 32, "lr": 1e-3, "wise_alphas": ()}
+    local = _run(shards, tmp_path / "local", tmp_path / "cache", **tune)
+    remote = _run(urls, tmp_path / "http", tmp_path / "cache", **tune)
+    assert remote["mode"] == "finetune" and remote["steps"] == 2
+    _assert_same_run(remote, local, tmp_path / "http", tmp_path / "local")
+    a, b = load_file(tmp_path / "http" / "encoder.safetensors"), load_file(tmp_path / "local" / "encoder.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
