@@ -15,8 +15,12 @@ from synthdata.tools.filter import main
 TINY = ["--clip-model", "synthdata-tiny-rn", "--clip-pretrained", "none", "--device", "cpu", "--workers", "0"]
 
 
+def _report(out):
+    return out.with_name(out.name + ".report")  # scores, report and figures live beside the shards
+
+
 def _scores(out):
-    return [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (_report(out) / "scores.jsonl").read_text().splitlines()]
 
 
 def test_acceptance_command(demo_dir, tmp_path, capsys):
@@ -40,11 +44,11 @@ def test_acceptance_command(demo_dir, tmp_path, capsys):
     assert {r["key"] for r in rows if r["kept"]} == {s.key for s in kept}
     for s in kept:  # the image bytes are copied, not re-encoded
         assert s.meta["filter"]["confidence"] == next(r["confidence"] for r in rows if r["key"] == s.key)
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((_report(out) / "report.json").read_text())
     assert report["totals"]["kept"] == 8 and report["totals"]["dropped"] == 4
     assert sum(c["kept"] for c in report["classes"]) == 8
     for png in ("confidence_hist", "confidence_by_class", "most_confident", "least_confident"):
-        assert (out / "report" / f"{png}.png").stat().st_size > 1000
+        assert (_report(out) / f"{png}.png").stat().st_size > 1000
     assert "kept 8 of 12" in capsys.readouterr().out
 
 
@@ -66,7 +70,7 @@ def test_rerun_into_previous_output_redoes_it(demo_dir, tmp_path):
     first = _scores(out)
     assert main(args) == 0
     assert _scores(out) == first
-    assert len(list_shards(out)) == 1 and not (out / "report").exists()
+    assert len(list_shards(out)) == 1 and not list(_report(out).glob("*.png"))
 
 
 def test_refuses_foreign_output_and_input_dir(demo_dir, tmp_path, capsys):
@@ -139,16 +143,16 @@ def test_bad_input_creates_no_output_dir(case, demo_dir, tmp_path, capsys, monke
 def test_failed_rerun_leaves_previous_output_and_empty_dir_as_they_were(demo_dir, tmp_path, capsys):
     out = tmp_path / "F"
     assert main(["--in", str(demo_dir), "--out", str(out), "--no-report", *TINY]) == 0
-    before = _tree(out)
-    assert ".filter-scores/fingerprint.json" in before
+    before = _tree(out) | {f"report/{k}": v for k, v in _tree(_report(out)).items()}
+    assert "report/.filter-scores/fingerprint.json" in before
     for extra in (["--clip-model", "RN5O"], ["--fresh", "--clip-model", "RN5O"]):
         rc = main(["--in", str(demo_dir), "--out", str(out), "--no-report", "--device", "cpu", *extra])
         assert rc == 2 and "unknown CLIP model" in capsys.readouterr().err
-        assert _tree(out) == before
+        assert _tree(out) | {f"report/{k}": v for k, v in _tree(_report(out)).items()} == before
     empty = tmp_path / "E"
     empty.mkdir()
     assert main(["--in", str(demo_dir), "--out", str(empty), "--clip-model", "RN5O", "--clip-pretrained", "none"]) == 2
-    assert empty.is_dir() and not any(empty.iterdir())
+    assert empty.is_dir() and not any(empty.iterdir()) and not _report(empty).exists()
 
 
 def _corrupt_first_png(shard):
@@ -179,7 +183,7 @@ def test_corrupt_images_and_shards_are_counted_skipped_and_reported(tmp_path, ca
     bad = {k for k, r in rows.items() if r["error"]}
     assert bad == {bad_key} | lost
     assert all(rows[k]["confidence"] is None and not rows[k]["kept"] for k in bad)
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((_report(out) / "report.json").read_text())
     assert report["totals"]["unreadable"] == len(bad)
     assert report["totals"]["kept"] == 9 - len(bad)
     assert {u["key"] for u in report["unreadable"]} == bad

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import synthdata.filter as filt
 from synthdata.filter import layout
@@ -33,10 +34,14 @@ def test_a_run_writes_the_layout_names(demo_dir, tiny, tmp_path):
     classes = read_dataset_json(demo_dir).classes
     cfg = FilterConfig(per_class=2, num_workers=0, sheet_per_class=2)
     result = filter_shards(demo_dir, out, classes, ["a photo of a {}."], cfg, bundle=tiny)
-    assert (out / layout.SCORES_FILE).is_file() and (out / layout.REPORT_FILE).is_file()
-    assert (out / layout.CACHE_DIR).is_dir()
-    pngs = sorted(p.name for p in (out / layout.REPORT_DIR).iterdir())
+    report = Path(layout.report_location(out))
+    assert (report / layout.SCORES_FILE).is_file() and (report / layout.REPORT_FILE).is_file()
+    assert (report / layout.CACHE_DIR).is_dir()
+    pngs = sorted(p.name for p in report.glob("*.png"))
     assert pngs == sorted(layout.REPORT_PNGS)
-    files = json.loads((out / layout.REPORT_FILE).read_text("utf-8"))["files"]
+    # the shard directory holds only data: shards, dataset.json and the files timm, wids and HF read
+    assert {p.suffix for p in out.iterdir()} <= {".tar", ".json", ".md"}
+    assert not [p for p in out.iterdir() if p.name.endswith((".png", ".jsonl"))]
+    files = json.loads((report / layout.REPORT_FILE).read_text("utf-8"))["files"]
     assert {n.removesuffix(".png") for n in layout.REPORT_PNGS} | {"scores"} == set(files)
     assert result.shards >= 1 and all(p.name.startswith(f"{layout.SHARD_PREFIX}-") for p in out.glob("*.tar"))

@@ -19,6 +19,10 @@ CACHE = ".filter-scores"
 TINY = ["--clip-model", "synthdata-tiny-rn", "--clip-pretrained", "none", "--device", "cpu"]
 
 
+def _report(out):
+    return out.with_name(out.name + ".report")  # scores, report and checkpoints live beside the shards
+
+
 def _no_model(*args, **kwargs):
     raise AssertionError("the model should not be loaded: every shard is checkpointed")
 
@@ -33,13 +37,13 @@ def test_rerun_reselects_from_checkpoints_without_the_model(demo_dir, tmp_path, 
     classes = read_dataset_json(demo_dir).classes
     first = filter_shards(demo_dir, out, classes, DEFAULT_TEMPLATES[:2], _cfg(rule="topk", per_class=2))
     assert first.scored_now == 12 and first.shards_resumed == 0
-    scores = (out / "scores.jsonl").read_text()
+    scores = (_report(out) / "scores.jsonl").read_text()
     monkeypatch.setattr(job, "load_clip", _no_model)
     again = filter_shards(demo_dir, out, classes, DEFAULT_TEMPLATES[:2], _cfg(rule="topk", per_class=1))
     assert again.scored_now == 0 and again.shards_resumed == 3
     assert again.kept == 4 and verify_dataset(out).ok
     rows_before = [json.loads(x) for x in scores.splitlines()]
-    rows_after = [json.loads(x) for x in (out / "scores.jsonl").read_text().splitlines()]
+    rows_after = [json.loads(x) for x in (_report(out) / "scores.jsonl").read_text().splitlines()]
     assert [(r["key"], r["confidence"]) for r in rows_before] == [
         (r["key"], r["confidence"]) for r in rows_after
     ]
@@ -66,7 +70,7 @@ def test_changed_input_shard_is_rescored(tmp_path):
 
 def _snapshot(out):
     files = {}
-    for p in sorted(out.iterdir()):
+    for p in sorted([*out.iterdir(), *_report(out).iterdir()]):
         if p.name.startswith(".") or p.is_dir():
             continue
         if p.name == "dataset.json":
@@ -95,7 +99,7 @@ def test_sigkill_then_rerun_gives_identical_output(tmp_path, capsys):
     )
     try:
         deadline = time.time() + 120
-        while len(list((out / CACHE).glob("*.tar.jsonl"))) < 2 and time.time() < deadline:
+        while len(list((_report(out) / CACHE).glob("*.tar.jsonl"))) < 2 and time.time() < deadline:
             if proc.poll() is not None:
                 break
             time.sleep(0.002)
@@ -103,7 +107,7 @@ def test_sigkill_then_rerun_gives_identical_output(tmp_path, capsys):
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    checkpointed = len(list((out / CACHE).glob("*.tar.jsonl")))
+    checkpointed = len(list((_report(out) / CACHE).glob("*.tar.jsonl")))
     assert 2 <= checkpointed < total, "the kill should land mid-scoring"
     assert not (out / "dataset.json").exists()
     # the rerun and the uninterrupted reference run in this process: the checkpoints written by the killed

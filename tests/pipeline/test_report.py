@@ -30,14 +30,14 @@ def fake_run(run_dir: Path, classes: list[str]) -> Path:
     ))
     make_demo(run_dir / layout.GENERATED_DIR, classes=len(classes), per_class=3, size=32)
     make_demo(run_dir / layout.FILTER_DIR, classes=len(classes), per_class=2, size=32)
-    (run_dir / layout.FILTER_DIR / "report").mkdir()
-    Image.new("RGB", (40, 30), (10, 200, 10)).save(run_dir / layout.FILTER_DIR / "report" / "confidence_hist.png")
-    (run_dir / layout.FILTER_DIR / "report.json").write_text(json.dumps({
+    (run_dir / layout.FILTER_REPORT_DIR).mkdir()
+    Image.new("RGB", (40, 30), (10, 200, 10)).save(run_dir / layout.FILTER_REPORT_DIR / "confidence_hist.png")
+    (run_dir / layout.FILTER_REPORT_DIR / "report.json").write_text(json.dumps({
         "totals": {"samples": 9, "scored": 9, "kept": 6, "dropped": 3, "unreadable": 0},
         "settings": {"rule": "paper", "threshold_used": 1 / 3, "model_artifact": "clip.tiny.none"},
         "classes": [{"index": i, "name": n, "scored": 3, "kept": 2, "dropped": 1, "unreadable": 0,
                      "mean_confidence": 0.4, "chosen_instead": {classes[(i + 1) % 3]: 1}} for i, n in enumerate(classes)],
-        "files": {"confidence_hist": str(run_dir / layout.FILTER_DIR / "report" / "confidence_hist.png")},
+        "files": {"confidence_hist": str(run_dir / layout.FILTER_REPORT_DIR / "confidence_hist.png")},
     }))
     make_demo(run_dir / layout.FEW_SHOT_DIR, classes=len(classes), per_class=1, size=32, imagefolder=True)
     (run_dir / layout.TUNE_DIR).mkdir()
@@ -136,15 +136,15 @@ def test_filter_figures_are_the_ones_the_filter_package_names(tmp_path):
     from synthdata.filter import layout as filter_layout
 
     run_dir = fake_run(tmp_path / "R", CLASSES)
-    fig_dir = run_dir / layout.FILTER_DIR / filter_layout.REPORT_DIR
-    report = json.loads((run_dir / layout.FILTER_DIR / filter_layout.REPORT_FILE).read_text())
+    fig_dir = run_dir / layout.FILTER_REPORT_DIR
+    report = json.loads((run_dir / layout.FILTER_REPORT_DIR / filter_layout.REPORT_FILE).read_text())
     for name in (*filter_layout.REPORT_PNGS, "stray.png"):
         Image.new("RGB", (8, 8)).save(fig_dir / name)
-        report["files"][Path(name).stem] = f"/moved/away/{filter_layout.REPORT_DIR}/{name}"
+        report["files"][Path(name).stem] = f"/moved/away/{layout.FILTER_REPORT_DIR}/{name}"
     (fig_dir / filter_layout.LEAST_CONFIDENT_PNG).unlink()  # listed but gone: not linked
-    (run_dir / layout.FILTER_DIR / filter_layout.REPORT_FILE).write_text(json.dumps(report))
+    (run_dir / layout.FILTER_REPORT_DIR / filter_layout.REPORT_FILE).write_text(json.dumps(report))
     html = render_report(run_dir, STAGES).read_text("utf-8")
-    linked = re.findall(rf'<img src="{layout.FILTER_DIR}/{filter_layout.REPORT_DIR}/([^"]+)"', html)
+    linked = re.findall(rf'<img src="{layout.FILTER_REPORT_DIR}/([^"]+)"', html)
     assert linked == sorted(set(filter_layout.REPORT_PNGS) - {filter_layout.LEAST_CONFIDENT_PNG})
 
 

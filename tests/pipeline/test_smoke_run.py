@@ -36,7 +36,7 @@ def test_zero_shot_run_resume_and_report(tmp_path, classes_file, capsys):
     # Every stage's output.
     assert len(list_shards(out / "generated")) >= 1
     assert sorted(s.cls for s in iter_samples(out / "generated", decode=False)) == [0, 0, 1, 1]
-    scores = [json.loads(line) for line in (out / "filtered" / "scores.jsonl").read_text().splitlines()]
+    scores = [json.loads(line) for line in (out / "filtered.report" / "scores.jsonl").read_text().splitlines()]
     assert len(scores) == 4
     assert len(list(iter_samples(out / "filtered", decode=False))) == 2  # 40% of 2, rounded up, a class
     assert (out / "tune" / "head.safetensors").stat().st_size > 0

@@ -17,7 +17,7 @@ import sys
 
 from synthdata.filter.config import RECIPES, FilterConfig
 from synthdata.tools._cli import Command
-from synthdata.tools._cli.paths import local
+from synthdata.tools._cli.paths import local, location
 from synthdata.tools._common import run_cli, setup_logging
 
 PROG = "synth-filter"
@@ -26,9 +26,9 @@ log = logging.getLogger(PROG)
 
 def build_command() -> Command:
     cmd = Command(PROG, __doc__)
-    cmd.add("src", type=local("--in", what="a local shard directory"), required=True)
-    cmd.add("out", type=local("--out", what="a local directory"), required=True,
-            help="output directory (new, empty, or a previous run)")
+    cmd.add("src", type=location("--in"), required=True, help="input shard directory: a local path or a directory URL")
+    cmd.add("out", type=location("--out", write=True), required=True,
+            help="output directory: local, s3:// or gs:// (new, empty, or a previous run); the report goes to OUT.report")
     g = cmd.group("classes and prompts (default: --classes-from-shards)")
     how = g.add_mutually_exclusive_group()
     cmd.add("classes_from_shards", group=how, action="store_true", default=False)
@@ -42,7 +42,8 @@ def build_command() -> Command:
     g = cmd.group("selection")
     cmd.add_fields(FilterConfig, group=g, only=["rule", "per_class", "threshold", "seed", "resume"])
     g = cmd.group("output")
-    cmd.add_fields(FilterConfig, group=g, only=["shard_size", "report"])
+    cmd.add_fields(FilterConfig, group=g, only=["shard_size", "report", "staging_dir"],
+                   types={"staging_dir": local("--staging-dir")})
     cmd.add_recipes(FilterConfig, RECIPES)
     cmd.add_run_options()
     for old, dest in (("--model", "model"), ("--pretrained", "pretrained"), ("--cache-dir", "cache_dir"),
@@ -92,7 +93,7 @@ def _body(cmd: Command, args: argparse.Namespace) -> int:
     )
     if result.unreadable:
         print(
-            f"warning: {result.unreadable} unreadable sample(s) skipped; see {args.out}/report.json",
+            f"warning: {result.unreadable} unreadable sample(s) skipped; see {result.files['report']}",
             file=sys.stderr,
         )
     return 0

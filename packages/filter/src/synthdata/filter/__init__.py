@@ -24,11 +24,12 @@ if TYPE_CHECKING:
     from synthdata.filter.layout import (
         CACHE_DIR,
         PRODUCER,
-        REPORT_DIR,
         REPORT_FILE,
         REPORT_PNGS,
+        REPORT_SUFFIX,
         SCORES_FILE,
         SHARD_PREFIX,
+        report_location,
     )
 
 __getattr__, __dir__, _ = lazy_loader.attach(
@@ -56,7 +57,8 @@ __getattr__, __dir__, _ = lazy_loader.attach(
         "layout": [
             "CACHE_DIR",
             "PRODUCER",
-            "REPORT_DIR",
+            "REPORT_SUFFIX",
+            "report_location",
             "REPORT_FILE",
             "REPORT_PNGS",
             "SCORES_FILE",
@@ -68,9 +70,9 @@ __getattr__, __dir__, _ = lazy_loader.attach(
 __all__ = [
     "CACHE_DIR",
     "PRODUCER",
-    "REPORT_DIR",
     "REPORT_FILE",
     "REPORT_PNGS",
+    "REPORT_SUFFIX",
     "RULES",
     "SCORES_FILE",
     "SHARD_PREFIX",
@@ -85,6 +87,7 @@ __all__ = [
     "check_rule",
     "filter_shards",
     "prepare_out_dir",
+    "report_location",
     "score_shards",
     "select",
 ]

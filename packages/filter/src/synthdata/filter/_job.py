@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Sequence
@@ -11,23 +12,26 @@ from typing import Any
 
 from synthdata.clip import ClipBundle, load_clip
 from synthdata.filter._cache import ScoreCache
-from synthdata.filter._outdir import check_out_dir, clear_previous
+from synthdata.filter._outdir import check_out_dir, check_remote_out, clear_previous
 from synthdata.filter._report import sheet_keys, write_histograms, write_sheets
-from synthdata.filter._scoring import check_classes, score_shards, shard_index
+from synthdata.filter._scoring import check_classes, score_shards
 from synthdata.filter._selection import check_rule, select
 from synthdata.filter._types import SampleScore, ScoreResult
 from synthdata.filter._writing import copy_kept, report_doc, write_dataset_info, write_scores
 from synthdata.filter.config import FilterConfig
-from synthdata.filter.layout import CACHE_DIR, REPORT_DIR, REPORT_FILE, SCORES_FILE
-from synthdata.shards import list_shards
+from synthdata.filter.layout import CACHE_DIR, REPORT_FILE, SCORES_FILE, report_location
+from synthdata.shards import ShardDataset, storage, write_interop_files
 from synthdata.shards.atomic import atomic_write_json, removed_on_failure
+from synthdata.shards.identity import settings_digest
+from synthdata.shards.publish import publish_directory
+from synthdata.shards.storage import default_staging_root
 
 
 @dataclass(slots=True)
 class FilterResult:
     """What a run did: counts, where things went, and the timing."""
 
-    out_dir: Path
+    out_dir: Path | str  # a URL for a remote --out
     scored: int
     kept: int
     unreadable: int
@@ -96,7 +100,8 @@ class _Model:
 
 def _settings(cfg: FilterConfig, artifact: str, templates: Sequence[str], num_classes: int) -> dict[str, Any]:
     """The run's settings as ``report.json`` and ``dataset.json`` record them."""
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("cache_dir", "progress", "resume")}
+    execution = ("cache_dir", "progress", "resume", "staging_dir")
+    settings = {k: v for k, v in asdict(cfg).items() if k not in execution}
     threshold = cfg.threshold if cfg.threshold is not None else 1.0 / num_classes
     settings.update(
         model_artifact=artifact,
@@ -134,34 +139,85 @@ def filter_shards(
 ) -> FilterResult:
     """Score the shards in ``source`` with CLIP, select per ``config``, and write ``out``.
 
-    ``out`` receives filtered shards (original image bytes, ``meta["filter"]`` added), ``dataset.json``
-    (same classes; config = the source's config plus ``filter`` settings), ``scores.jsonl`` (one line per
-    input sample, unreadable ones with null scores and an ``error``), ``report.json`` and ``report/*.png``.
-    Pass ``bundle`` to reuse a loaded model. ``dataset.json`` is written last: its presence marks a
-    complete output; a rerun into the same directory redoes the job (the result is deterministic).
+    ``source`` is a shard directory or a directory URL (``s3://``, ``gs://``, ``http(s)://``); ``out`` a local
+    directory or an ``s3://``/``gs://`` one. ``out`` receives the filtered shards (original image bytes,
+    ``meta["filter"]`` added), the files timm, wids and Hugging Face read, and ``dataset.json`` (same classes;
+    config = the source's config plus ``filter`` settings), written last: its presence marks a complete output.
+    The report goes beside it, in ``OUT.report/``: ``scores.jsonl`` (one line per input sample, unreadable ones
+    with null scores and an ``error``), ``report.json``, the figures and the score checkpoints. A remote
+    ``out`` is built in a local staging folder (``config.staging_dir``) and published in commit order. Pass
+    ``bundle`` to reuse a loaded model; a rerun into the same ``out`` redoes the job (the result is
+    deterministic), rescoring only what its checkpoints do not cover.
     """
     cfg = (config or FilterConfig()).resolved()  # "auto" device, precision and workers settled once
     started = time.perf_counter()
-    source, out = Path(source), Path(out)
+    source_text, out_text = os.fspath(source), os.fspath(out)
+    storage.check_location(source_text, flag="--in")
+    storage.check_location(out_text, flag="--out", write=True)
     classnames = list(classnames)
     # Every input check before anything is written: a bad input leaves --out as it was.
     check_rule(cfg.rule, cfg.per_class, cfg.threshold)
-    if not list_shards(source):
-        raise FileNotFoundError(f"{source} holds no complete shards (no *.idx.json sidecars)")
-    check_classes(source, classnames, shard_index(source))
-    previous = check_out_dir(source, out)
+    dataset = ShardDataset.open(source_text, flag="--in")
+    if not dataset.shards:
+        raise FileNotFoundError(f"{source_text} holds no complete shards (no *.idx.json sidecars)")
+    check_classes(dataset.location, classnames, dataset.key_index())
+    if storage.is_url(out_text):
+        return _filter_to_url(dataset, out_text, classnames, templates, cfg, bundle, source_note, started)
+    return _filter_local(dataset, Path(out_text), classnames, templates, cfg, bundle, source_note, started)
+
+
+def _filter_local(
+    dataset: ShardDataset,
+    out: Path,
+    classnames: list[str],
+    templates: Sequence[str],
+    cfg: FilterConfig,
+    bundle: ClipBundle | None,
+    source_note: dict[str, Any] | None,
+    started: float,
+) -> FilterResult:
+    report = Path(report_location(out))
+    previous = check_out_dir(dataset.location, out)
     # A run that fails before writing any file leaves no directory it created behind (score checkpoints are
     # files, so an interrupted scoring run keeps them for the rerun).
-    with removed_on_failure(out):
-        return _filter(_Job(source, out, classnames, templates, cfg, bundle), source_note, previous, started)
+    with removed_on_failure(out), removed_on_failure(report):
+        job = _Job(dataset, out, report, classnames, templates, cfg, bundle)
+        return _filter(job, source_note, previous, started)
+
+
+def staging_dir(cfg: FilterConfig, out: str) -> Path:
+    """The local folder a remote ``out`` is built in (one per destination, kept for resuming)."""
+    root = Path(cfg.staging_dir).expanduser() if cfg.staging_dir else default_staging_root()
+    return root / f"filter-{settings_digest(out)[:16]}" / "out"
+
+
+def _filter_to_url(
+    dataset: ShardDataset,
+    out: str,
+    classnames: list[str],
+    templates: Sequence[str],
+    cfg: FilterConfig,
+    bundle: ClipBundle | None,
+    source_note: dict[str, Any] | None,
+    started: float,
+) -> FilterResult:
+    check_remote_out(dataset.location, out)
+    local = staging_dir(cfg, out)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    result = _filter_local(dataset, local, classnames, templates, cfg, bundle, source_note, started)
+    publish_directory(report_location(local), report_location(out), last=())
+    publish_directory(local, out)
+    files = {k: v.replace(str(report_location(local)), report_location(out)) for k, v in result.files.items()}
+    return dataclasses.replace(result, out_dir=out, files=files)
 
 
 @dataclass(slots=True)
 class _Job:
     """A run's checked inputs."""
 
-    source: Path
+    source: ShardDataset
     out: Path
+    report: Path  # OUT.report: scores, report.json, figures, score checkpoints
     classnames: list[str]
     templates: Sequence[str]
     cfg: FilterConfig
@@ -172,9 +228,9 @@ def _score(job: _Job, model: _Model) -> ScoreResult:
     """Score every input sample; finished shards come from, and new ones go to, the checkpoints in ``out``."""
     cfg = job.cfg
     fingerprint = _fingerprint(cfg, job.bundle, job.classnames, job.templates)
-    cache = ScoreCache(job.out / CACHE_DIR, fingerprint, reuse=cfg.resume)
+    cache = ScoreCache(job.report / CACHE_DIR, fingerprint, reuse=cfg.resume)
     return score_shards(
-        job.source,
+        job.source.location,
         model,
         job.classnames,
         job.templates,
@@ -195,7 +251,7 @@ def _write_figures(
 ) -> dict[str, str]:
     """The report's PNGs (histograms, then the contact sheets of ``sheets``: most, least, images by key)."""
     most, least, images = sheets
-    report_dir = job.out / REPORT_DIR
+    report_dir = job.report
     pngs = write_histograms(scores, job.classnames, report_dir, threshold=threshold, title=title)
     pngs += write_sheets(
         images,
@@ -211,7 +267,7 @@ def _write_figures(
 
 def _filter(job: _Job, source_note: dict[str, Any] | None, previous: bool, started: float) -> FilterResult:
     """:func:`filter_shards` after its checks: score (resuming from checkpoints), select, write, report."""
-    source, out, classnames, cfg = job.source, job.out, job.classnames, job.cfg
+    source, out, report, classnames, cfg = job.source, job.out, job.report, job.classnames, job.cfg
     model = _Model(cfg, job.bundle)
     result = _score(job, model)
     if previous:  # only now: until the new scores are in, a previous complete output stays as it was
@@ -223,9 +279,10 @@ def _filter(job: _Job, source_note: dict[str, Any] | None, previous: bool, start
     )
     by_key = {s.key: s for s in result.scores}
     copied = copy_kept(source, out, by_key, kept, want, rule=cfg.rule, artifact=artifact, shard_size=cfg.shard_size)
-    write_scores(out / SCORES_FILE, sorted(result.scores + result.corrupt, key=lambda s: s.key), classnames)
+    report.mkdir(parents=True, exist_ok=True)
+    write_scores(report / SCORES_FILE, sorted(result.scores + result.corrupt, key=lambda s: s.key), classnames)
     settings = _settings(cfg, artifact, job.templates, len(classnames))
-    files = {"scores": str(out / SCORES_FILE)}
+    files = {"scores": str(report / SCORES_FILE)}
     if cfg.report:
         title = f"{artifact}, rule {cfg.rule}, {len(kept)} of {len(result.scores)} kept"
         sheets = (most, least, copied.images)
@@ -233,12 +290,13 @@ def _filter(job: _Job, source_note: dict[str, Any] | None, previous: bool, start
         files |= _write_figures(job, result.scores, sheets, threshold=threshold, title=title)
     seconds = time.perf_counter() - started
     doc = report_doc(
-        source, out, settings=settings, result=result, copied=copied, classnames=classnames, seconds=seconds,
-        files=dict(files),
+        source.location, out, settings=settings, result=result, copied=copied, classnames=classnames,
+        seconds=seconds, files=dict(files),
     )
-    atomic_write_json(out / REPORT_FILE, doc)
-    files["report"] = str(out / REPORT_FILE)
-    write_dataset_info(source, out, classnames, settings, source_note)  # last: it marks a complete output
+    atomic_write_json(report / REPORT_FILE, doc)
+    files["report"] = str(report / REPORT_FILE)
+    write_interop_files(ShardDataset.open(out, read_info=False), classes=classnames, name=_name(source))
+    write_dataset_info(source.location, out, classnames, settings, source_note)  # last: it marks a complete output
     return FilterResult(
         out_dir=out,
         scored=len(result.scores),
@@ -251,3 +309,7 @@ def _filter(job: _Job, source_note: dict[str, Any] | None, previous: bool, start
         shards_resumed=result.shards_resumed,
         files=files,
     )
+
+
+def _name(source: ShardDataset) -> str:
+    return source.info.name if source.info is not None and source.info.name else "filtered"

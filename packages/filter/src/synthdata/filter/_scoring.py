@@ -10,7 +10,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,9 +18,8 @@ from tqdm import tqdm
 from synthdata.clip import ClipBundle, image_features, logit_scale, text_features, zeroshot_weights
 from synthdata.filter._cache import ScoreCache
 from synthdata.filter._types import SampleScore, ScoreResult
-from synthdata.shards import ErrorCounter, list_shards, read_dataset_json, wds_pipeline
+from synthdata.shards import ErrorCounter, ShardDataset, read_dataset_json, wds_pipeline
 from synthdata.shards.errors import DatasetInfoError
-from synthdata.shards.resume import read_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +32,10 @@ def _norm_name(name: str) -> str:
     return " ".join(name.replace("_", " ").lower().split())
 
 
-def shard_index(source: str | os.PathLike[str]) -> dict[str, tuple[str, int]]:
+def shard_index(source: str | os.PathLike[str] | ShardDataset) -> dict[str, tuple[str, int]]:
     """``key -> (shard name, class index)`` from the sidecars of the complete shards (no tar is read)."""
-    index: dict[str, tuple[str, int]] = {}
-    for shard in list_shards(source):
-        side = read_sidecar(shard) or {}
-        keys, classes = side.get("keys") or [], side.get("classes") or []
-        for i, key in enumerate(keys):
-            index[key] = (shard.name, int(classes[i]) if i < len(classes) else -1)
-    return index
+    dataset = source if isinstance(source, ShardDataset) else ShardDataset.open(source, read_info=False)
+    return dataset.key_index()
 
 
 def check_classes(source: str | os.PathLike[str], classnames: Sequence[str], index: dict) -> None:
@@ -276,7 +269,7 @@ def _load_checkpoints(
 
 
 def _batch_loader(
-    shards: Sequence[Path],
+    shards: Sequence[str],
     bundle: ClipBundle,
     index: dict[str, tuple[str, int]],
     batch_size: int,
@@ -285,7 +278,7 @@ def _batch_loader(
     """Preprocessed images of ``shards`` in key order, in :class:`_ShardBatcher` items, decoded by workers."""
     errors = ErrorCounter()
     pipeline = wds_pipeline(
-        [str(p) for p in shards],
+        list(shards),
         transform=bundle.preprocess,
         shuffle=0,
         split_by_node=False,
@@ -350,15 +343,14 @@ def score_shards(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    source = Path(source)
     started = time.perf_counter()
-    shards = list_shards(source)
-    sidecars = {p.name: read_sidecar(p) or {} for p in shards}
-    index = shard_index(source)
-    check_classes(source, classnames, index)
+    dataset = ShardDataset.open(source, read_info=False)
+    sidecars = {entry.name: entry.sidecar for entry in dataset.shards}
+    index = dataset.key_index()
+    check_classes(dataset.location, classnames, index)
     done = _load_checkpoints(cache, sidecars)
     resumed = len(done)
-    todo = [p for p in shards if p.name not in done]
+    todo = [entry for entry in dataset.shards if entry.name not in done]
     messages: list[str] = []
     text_seconds = 0.0
     scored_now = 0
@@ -366,11 +358,11 @@ def score_shards(
         if not isinstance(bundle, ClipBundle):
             bundle = bundle()
         scorer = _Scorer(bundle, classnames, templates, text_batch_size)
-        shard_rows = _ShardRows([p.name for p in todo], sidecars, done, cache)
-        loader = _batch_loader(todo, bundle, index, batch_size, num_workers)
-        total = sum(len(sidecars[p.name].get("keys") or []) for p in todo)
+        shard_rows = _ShardRows([e.name for e in todo], sidecars, done, cache)
+        loader = _batch_loader([e.location for e in todo], bundle, index, batch_size, num_workers)
+        total = sum(e.count for e in todo)
         messages, scored_now = _score_batches(loader, scorer, shard_rows, total, progress)
-        shard_rows.finish_all([p.name for p in todo])
+        shard_rows.finish_all([e.name for e in todo])
         text_seconds = scorer.head_seconds + scorer.prompts.seconds
     everything = sorted((s for rows in done.values() for s in rows), key=lambda s: s.key)
     scores = [s for s in everything if s.error is None]

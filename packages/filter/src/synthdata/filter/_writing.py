@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,15 +17,17 @@ from synthdata.shards import (
     CorruptShardError,
     DatasetInfo,
     Sample,
+    ShardDataset,
+    ShardEntry,
     ShardWriter,
-    list_shards,
     read_dataset_json,
+    storage,
     write_dataset_json,
 )
 from synthdata.shards.atomic import atomic_open
 from synthdata.shards.encoding import decode_image
 from synthdata.shards.errors import DatasetInfoError
-from synthdata.shards.reader import iter_tar_groups, parse_sample
+from synthdata.shards.reader import iter_tar_groups, iter_tar_stream, parse_sample
 
 
 @dataclass(slots=True)
@@ -49,8 +51,17 @@ def _filter_meta(s: SampleScore, rule: str, artifact: str) -> dict[str, Any]:
     }
 
 
+def _groups(entry: ShardEntry) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """The member groups of one input shard: a local file, or a URL read once as a stream."""
+    if not storage.is_url(entry.location):
+        yield from iter_tar_groups(Path(entry.location))
+        return
+    with contextlib.closing(storage.open_stream(entry.location)) as stream:
+        yield from iter_tar_stream(stream, entry.name)
+
+
 def copy_kept(
-    source: Path,
+    source: ShardDataset,
     out: Path,
     scores: dict[str, SampleScore],
     kept: set[str],
@@ -68,13 +79,13 @@ def copy_kept(
     problems: list[str] = []
     written = 0
     with ShardWriter(out, prefix=SHARD_PREFIX, max_count=shard_size) as writer:
-        for shard in list_shards(source):
+        for entry in source.shards:
             try:
-                for key, members in iter_tar_groups(shard):
+                for key, members in _groups(entry):
                     if key not in kept and key not in want_images:
                         continue
                     try:
-                        sample = parse_sample(key, members, shard.name, decode=False)
+                        sample = parse_sample(key, members, entry.name, decode=False)
                     except CorruptShardError as exc:
                         problems.append(str(exc))
                         continue
@@ -87,7 +98,7 @@ def copy_kept(
                         writer.write(Sample(key, sample.image, sample.cls, meta, dict(sample.extra)))
                         written += 1
             except (tarfile.TarError, CorruptShardError, OSError, EOFError) as exc:
-                problems.append(f"{shard.name}: unreadable tar ({exc})")
+                problems.append(f"{entry.name}: unreadable tar ({exc})")
         shards = len(writer.close())
     return Copied(written, shards, images, problems)
 
@@ -99,8 +110,14 @@ def write_scores(path: Path, scores: list[SampleScore], classnames: Sequence[str
             fh.write(json.dumps(s.to_json(classnames), sort_keys=True, allow_nan=False) + "\n")
 
 
+def _where(location: str | Path) -> str:
+    """A location as recorded: a local path made absolute, a URL as it is."""
+    text = str(location)
+    return text if storage.is_url(text) else str(Path(text).resolve())
+
+
 def report_doc(
-    source: Path,
+    source: str,
     out: Path,
     *,
     settings: dict[str, Any],
@@ -112,8 +129,8 @@ def report_doc(
 ) -> dict[str, Any]:
     """What ``report.json`` holds: settings, totals, the per-class table, unreadable samples, timing, files."""
     return {
-        "source": str(source.resolve()),
-        "out": str(out.resolve()),
+        "source": _where(source),
+        "out": _where(out),
         "settings": settings,
         "totals": {
             "samples": len(result.scores) + len(result.corrupt),
@@ -139,7 +156,7 @@ def report_doc(
 
 
 def write_dataset_info(
-    source: Path,
+    source: str,
     out: Path,
     classnames: Sequence[str],
     settings: dict[str, Any],
@@ -154,7 +171,7 @@ def write_dataset_info(
     src_config.pop("filter", None)
     filter_config = {
         **settings,
-        "source": str(source.resolve()),
+        "source": _where(source),
         "source_name": src_name,
         "source_producer": src_producer,
         **(source_note or {}),

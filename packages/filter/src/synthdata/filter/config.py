@@ -52,6 +52,11 @@ class FilterConfig:
         True, help="ignore the score checkpoints of a previous run into --out", concept="fresh", negate=True
     )
     progress: bool = option(False, help="show a progress bar", cli=False)
+    staging_dir: str | None = option(
+        None,
+        help="local folder where a remote --out (s3://, gs://) is built before it is uploaded (default "
+        "$SYNTHDATA_STAGING, else ~/.cache/synthdata/staging); kept so a rerun resumes",
+    )
 
     def resolved(self) -> FilterConfig:
         """A copy with ``auto`` settled: the device, the precision (fp16 on CUDA) and the workers (4 on CUDA)."""

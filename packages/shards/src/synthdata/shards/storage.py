@@ -12,8 +12,10 @@ Every function takes the location as the user gave it (``str`` or a path) and pr
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fnmatch
+import hashlib
 import json
 import os
 import posixpath
@@ -134,14 +136,21 @@ def listdir(location: str | os.PathLike[str], pattern: str = "*") -> list[str]:
         if not root.is_dir():
             raise FileNotFoundError(f"{os.fspath(location)} is not a directory")
         return sorted(p.name for p in root.glob(pattern) if p.is_file())
+    return sorted(_remote_entries(location, pattern))
+
+
+def _remote_entries(location: str | os.PathLike[str], pattern: str) -> dict[str, int | None]:
+    """``{name: size}`` of the files directly below a URL, from one fresh listing (fsspec's listing cache
+    is dropped first: other processes may have written since this one last listed)."""
     fs, path = filesystem(location)
     try:
+        fs.invalidate_cache(path)
         entries = fs.ls(path, detail=True)
     except FileNotFoundError:
         raise
     except OSError as exc:
         raise StorageError(f"{os.fspath(location)}: cannot list ({exc})") from exc
-    names = []
+    found: dict[str, int | None] = {}
     quoted = scheme_of(location) in READ_ONLY  # an HTTP listing gives links, percent-encoded
     for entry in entries:
         if entry.get("type") == "directory":
@@ -149,8 +158,45 @@ def listdir(location: str | os.PathLike[str], pattern: str = "*") -> list[str]:
         name = posixpath.basename(str(entry.get("name", "")).rstrip("/"))
         name = urllib.parse.unquote(name) if quoted else name
         if name and fnmatch.fnmatchcase(name, pattern):
-            names.append(name)
-    return sorted(set(names))
+            found[name] = None if entry.get("size") is None else int(entry["size"])
+    return found
+
+
+def list_sizes(location: str | os.PathLike[str], pattern: str = "*") -> dict[str, int]:
+    """``{name: size in bytes}`` of the files directly in ``location`` that match ``pattern``: one listing
+    for a URL (never one request per file); an empty dict when the directory does not exist yet."""
+    if not is_url(location):
+        root = local_path(location)
+        if not root.is_dir():
+            return {}
+        return {p.name: p.stat().st_size for p in sorted(root.glob(pattern)) if p.is_file()}
+    try:
+        entries = _remote_entries(location, pattern)
+    except FileNotFoundError:
+        return {}
+    return {name: -1 if size is None else size for name, size in sorted(entries.items())}
+
+
+def read_many(locations: list[str]) -> dict[str, bytes | None]:
+    """The bytes of each file (None where it is missing or unreadable); files below one URL are fetched in
+    one batched call of its filesystem (concurrent requests), local ones read in turn."""
+    out: dict[str, bytes | None] = {}
+    remote = [loc for loc in locations if is_url(loc)]
+    for loc in locations:
+        if not is_url(loc):
+            try:
+                out[loc] = local_path(loc).read_bytes()
+            except OSError:
+                out[loc] = None
+    if remote:
+        fs, _ = filesystem(remote[0])
+        inner = {loc: filesystem(loc)[1] for loc in remote}
+        blobs = fs.cat(list(inner.values()), on_error="return")
+        blobs = blobs if isinstance(blobs, dict) else {}
+        for loc, key in inner.items():
+            data = blobs.get(key)
+            out[loc] = data if isinstance(data, bytes) else None
+    return {loc: out[loc] for loc in locations}
 
 
 def read_bytes(location: str | os.PathLike[str]) -> bytes:
@@ -204,16 +250,46 @@ def open_stream(location: str | os.PathLike[str]) -> IO[bytes]:
     return fs.open(path, "rb", block_size=8 << 20, cache_type="readahead")
 
 
+def _stored_md5(info: dict[str, Any]) -> str | None:
+    """The hex MD5 a store reports for an object, where it gives one for free: S3's ETag of a single-part
+    upload (quoted hex; a multipart ETag ends in ``-N`` and is no MD5) or GCS's base64 ``md5Hash``."""
+    etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
+    if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag.lower()):
+        return etag.lower()
+    md5_b64 = info.get("md5Hash")
+    if isinstance(md5_b64, str):
+        with contextlib.suppress(ValueError):
+            return base64.b64decode(md5_b64).hex()
+    return None
+
+
+def _md5_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def upload(local: str | os.PathLike[str], location: str | os.PathLike[str]) -> None:
-    """Copy a complete local file to ``location`` and check the stored size (a short upload raises)."""
+    """Copy a complete local file to ``location`` and check what was stored: its size, and its MD5 where the
+    store reports one (S3 single-part ETag, GCS ``md5Hash``). A mismatch removes the object and raises.
+
+    The object is not read back: that would double every transfer. The stores check each request's body
+    against the checksum the client sends with it (botocore's CRC32, gcsfs's CRC32C/MD5)."""
     fs, path = filesystem(location)
     expected = Path(local).stat().st_size
     fs.put_file(os.fspath(local), path)
-    got = int(fs.size(path))
-    if got != expected:
+    info = fs.info(path)
+    got = int(info.get("size", -1))
+    problem = f"uploaded {got} of {expected} bytes" if got != expected else ""
+    stored = _stored_md5(info)
+    if not problem and stored is not None and stored != _md5_file(local):
+        problem = f"the stored MD5 {stored} differs from the local file's"
+    if problem:
         with contextlib.suppress(OSError):
             fs.rm_file(path)
-        raise StorageError(f"{os.fspath(location)}: uploaded {got} of {expected} bytes; the store dropped data")
+        raise StorageError(f"{os.fspath(location)}: {problem}; the store dropped or changed data")
 
 
 def write_bytes(location: str | os.PathLike[str], data: bytes) -> None:
@@ -253,3 +329,9 @@ def remove(location: str | os.PathLike[str]) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def default_staging_root() -> Path:
+    """Where files bound for a remote output are built first: ``$SYNTHDATA_STAGING``, else
+    ``~/.cache/synthdata/staging``."""
+    return Path(os.environ.get("SYNTHDATA_STAGING") or Path.home() / ".cache" / "synthdata" / "staging")

@@ -431,7 +431,7 @@ def _filter_class_rows(classes: Sequence[dict[str, Any]]) -> list[list[Any]]:
 def _filter_figures(run: RunFiles, freport: dict[str, Any]) -> list[str]:
     """The filter's own report PNGs that its ``report.json`` lists and the run directory still holds."""
     listed = {Path(str(f)).name for f in (freport.get("files") or {}).values()}
-    folder = f"{layout.FILTER_DIR}/{filter_layout.REPORT_DIR}"
+    folder = layout.FILTER_REPORT_DIR
     return [f"{folder}/{name}" for name in sorted(filter_layout.REPORT_PNGS)
             if name in listed and (run.run_dir / folder / name).exists()]
 
@@ -439,7 +439,7 @@ def _filter_figures(run: RunFiles, freport: dict[str, Any]) -> list[str]:
 def filter_section(run: RunFiles) -> Section:
     """The filter stage's ``report.json``: totals, settings, per-class counts, and its own figures."""
     parts = ['<h2 id="filter">Filter statistics</h2>']
-    freport = _read_json(run.run_dir / layout.FILTER_DIR / filter_layout.REPORT_FILE)
+    freport = _read_json(run.run_dir / layout.FILTER_REPORT_DIR / filter_layout.REPORT_FILE)
     if not isinstance(freport, dict):
         parts.append('<p class="note">No filter report.</p>')
         return Section("\n".join(parts), {})

@@ -54,4 +54,4 @@ def run(ctx: RunContext) -> dict[str, Any]:
 
 
 # keep_partial: an interrupted filter run keeps its per-shard score checkpoints and rescores only the rest.
-STAGE = Stage("filter", (layout.FILTER_DIR,), _inputs, run, keep_partial=True)
+STAGE = Stage("filter", (layout.FILTER_DIR, layout.FILTER_REPORT_DIR), _inputs, run, keep_partial=True)
