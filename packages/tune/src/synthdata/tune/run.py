@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -22,6 +23,7 @@ import torch
 from safetensors.torch import save as save_tensors
 
 from synthdata.shards.atomic import removed_on_failure
+from synthdata.shards.options import resolve_device
 from synthdata.tune._io import append_jsonl, atomic_write_bytes, atomic_write_json, write_jsonl
 from synthdata.tune.batchnorm import (
     batchnorm_state,
@@ -104,6 +106,8 @@ def run_tuning(
     it created when they hold no file (nothing cached, no epoch finished).
     """
     started = time.perf_counter()
+    if cfg.device == "auto":  # recorded as the device the run used
+        cfg = dataclasses.replace(cfg, device=resolve_device(cfg.device))
     with removed_on_failure(out):
         inputs = check_inputs(
             cfg,
