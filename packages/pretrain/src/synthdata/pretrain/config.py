@@ -57,7 +57,7 @@ class TrainConfig:
     num_classes: int | None = option(None, help="class count (default: from dataset.json; needed for URL patterns)")
     resampled: bool = option(False, help="draw shards with replacement (needs no full pass)")
     epoch_samples: int | None = option(None, help="samples per epoch over all ranks (default: the dataset's size)")
-    shuffle: int = option(1000, help="sample shuffle buffer")
+    shuffle: int = option(8192, help="sample shuffle buffer (timm's; a quarter of it fills before the first sample)")
     workers: int = option(4, help="DataLoader workers per rank")
     on_error: Literal["raise", "warn"] = option("raise", help="what a corrupt sample does: raise or warn and skip")
     log_keys: bool = option(False, help="write OUT/keys/epochNNN-rankNNN.txt (debug)")

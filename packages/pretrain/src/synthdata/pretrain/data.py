@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader
 from synthdata.pretrain.config import PretrainError, TrainConfig
 from synthdata.shards import ShardDataset, ShardError, item_seed, resolve_urls, tar_samples
 from synthdata.shards.encoding import IMAGE_EXTENSIONS
+from synthdata.shards.pipeline import shuffle_initial
 from synthdata.shards.storage import check_location
 
 log = logging.getLogger(__name__)
@@ -217,16 +218,14 @@ def _shard_name(url: Any) -> str:
 
 
 def _seeded_shuffle(bufsize: int, seed: int) -> Callable[[Iterator[Any]], Iterator[Any]]:
-    """webdataset's sample shuffle buffer, seeded per (seed, rank, worker) when the stage starts iterating.
-
-    ``synthdata.shards.wds_pipeline`` seeds its buffer from the clock, which makes a resumed run diverge; so
-    the training pipeline composes the same stages itself with this seeded buffer.
-    """
+    """webdataset's sample shuffle buffer, seeded per (seed, rank, worker) when the stage starts iterating
+    (the epoch is part of ``seed``), holding :func:`synthdata.shards.pipeline.shuffle_initial` samples before
+    the first leaves, as ``synthdata.shards.wds_pipeline`` does."""
 
     def stage(src: Iterator[Any]) -> Iterator[Any]:
         rank, _, worker, _ = wds.utils.pytorch_worker_info()
         worker_seed = item_seed(seed, f"shuffle-rank{rank}-worker{worker}", stream="pretrain-data")
-        return wds.shuffle(bufsize, initial=min(bufsize, 100), seed=worker_seed)(src)
+        return wds.shuffle(bufsize, initial=shuffle_initial(bufsize), seed=worker_seed)(src)
 
     return stage
 

@@ -80,6 +80,17 @@ def _is_complete(sample: dict[str, Any]) -> bool:
     return "cls" in sample and any(k in sample for k in IMAGE_EXTENSIONS)
 
 
+#: The default sample shuffle buffer of training pipelines: timm's (8192 samples, the first 2048 before any
+#: sample leaves). Generated shards mix classes (the plan's permutation), so the buffer only has to break up
+#: a shard's order; memory is about ``bufsize`` encoded samples per DataLoader worker (~10 kB a 64 px PNG).
+SHUFFLE_BUFFER = 8192
+
+
+def shuffle_initial(bufsize: int) -> int:
+    """Samples the buffer holds before yielding the first: a quarter of it (timm's 2048 of 8192)."""
+    return max(1, bufsize // 4)
+
+
 class SeededSampleShuffle(wds.PipelineStage):
     """A sample shuffle buffer whose order is a pure function of (seed, epoch, rank, worker).
 
@@ -133,7 +144,7 @@ def wds_pipeline(
     *,
     decode: str = "pil",
     transform: Callable[[Any], Any] | None = None,
-    shuffle: int = 1000,
+    shuffle: int = SHUFFLE_BUFFER,
     resampled: bool = False,
     epoch_length: int | None = None,
     batch_size: int | None = None,
@@ -173,7 +184,7 @@ def wds_pipeline(
             stages.append(wds.split_by_worker)
     stages.append(tar_samples(handler=handler))
     if shuffle:
-        stages.append(SeededSampleShuffle(shuffle, min(shuffle, 100), seed))
+        stages.append(SeededSampleShuffle(shuffle, shuffle_initial(shuffle), seed))
     stages.append(wds.select(_is_complete))
     stages.append(wds.decode(decode, handler=handler))
     fields = [IMAGE_KEYS, "cls"] + (["json"] if with_meta else []) + (["__key__"] if with_key else [])
