@@ -7,6 +7,7 @@ Public API::
     find_dataset_by_classes(names)             # the built-in dataset with exactly these classes, or None
     load_class_list(path) -> tuple[str, ...]   # txt / JSON / CSV class lists
     template_prompts(...)                      # the template method
+    head_text, filter_text, le_labels          # a dataset's text by recipe: the registry's, or the paper code's
     LanguageEnhancer, LEConfig, le_prompts     # Language Enhancement with a keyword-to-text T5
     PromptRecord, write_prompts, read_prompts  # the prompts JSONL contract
 
@@ -30,6 +31,15 @@ from synthdata.prompts._registry import (
     load_class_list,
 )
 from synthdata.prompts.errors import ClassListError, ModelNotAvailableError, PromptsError, UnknownDatasetError
+from synthdata.prompts.paper import (
+    PAPER,
+    filter_text,
+    head_text,
+    le_labels,
+    paper_domain,
+    paper_labels,
+    text_sources,
+)
 from synthdata.prompts.records import FIELDS, SOURCES, PromptRecord, prompt_id, read_prompts, write_prompts
 from synthdata.prompts.templates import template_prompts
 
@@ -50,6 +60,7 @@ __all__ = [
     "FIELDS",
     "GENERIC_PREFIX",
     "GENERIC_TEMPLATES",
+    "PAPER",
     "SOURCES",
     "ClassListError",
     "ClassStats",
@@ -63,14 +74,20 @@ __all__ = [
     "UnknownDatasetError",
     "apply_domain",
     "dataset_sources",
+    "filter_text",
     "find_dataset_by_classes",
     "get_dataset",
+    "head_text",
+    "le_labels",
     "le_prompts",
     "list_datasets",
     "load_class_list",
+    "paper_domain",
+    "paper_labels",
     "prompt_id",
     "read_prompts",
     "template_prompts",
+    "text_sources",
     "write_prompts",
 ]
 
