@@ -197,7 +197,7 @@ def test_local_directory_model_round_trip(tmp_path):
 
 def test_config_validation():
     with pytest.raises(ValueError):
-        LEConfig(on_missing_class="keep")
+        LEConfig(on_missing_class="ignore")  # "keep" became a policy (the paper's recipe)
     with pytest.raises(ValueError):
         LEConfig(per_class=0)
 

@@ -134,10 +134,11 @@ def _run(cmd: Command, args: argparse.Namespace) -> int:
     if args.dataset is None:  # a class list keeps the generic prefix, even when it equals a data set's
         source = dataclasses.replace(source, templates=None, prefix=_generic_prefix(), suffix="")
     origin = {"dataset": source.dataset} if args.dataset is not None else {"classes": str(args.classes_file)}
-    prefix = source.prefix if cfg.prefix is None else cfg.prefix
-    suffix = source.suffix if cfg.suffix is None else cfg.suffix
+    prefix, suffix = cfg.domain(source.dataset if args.dataset is not None else None, source.prefix, source.suffix)
     meta: dict = {"tool": PROG, "method": cfg.method, **origin, "num_classes": len(source.classnames),
                   "per_class": cfg.per_class, "prefix": prefix, "suffix": suffix}
+    if cfg.prompt_domain != "dataset":
+        meta["prompt_domain"] = cfg.prompt_domain
     if cfg.method == "template":
         records, rows = _template_prompts(cfg, source, prefix, suffix, meta)
     else:
@@ -174,8 +175,10 @@ def _run_le(cfg: PromptsConfig, args: argparse.Namespace, classnames: list[str],
     from synthdata.prompts.le import DEFAULT_BLOCK_CLASSES, LanguageEnhancer, le_prompts
 
     le_cfg = cfg.le_config()
+    inputs = cfg.le_inputs(classnames, args.dataset)
     if cfg.smoke:
-        enhancer = LanguageEnhancer.smoke(classnames, device="cpu" if cfg.device == "auto" else cfg.device)
+        words = classnames + (inputs or [])  # the smoke tokenizer's vocabulary holds the words of its inputs
+        enhancer = LanguageEnhancer.smoke(words, device="cpu" if cfg.device == "auto" else cfg.device)
     else:
         enhancer = LanguageEnhancer.from_pretrained(cfg.le_model, device=cfg.device, option="--le-model")
     bar = tqdm(total=len(classnames) * cfg.per_class, unit="sent", desc="language enhancement",
@@ -184,8 +187,8 @@ def _run_le(cfg: PromptsConfig, args: argparse.Namespace, classnames: list[str],
     if args.fresh:
         journal.unlink(missing_ok=True)
     with bar:
-        result = enhancer.generate_resumable(classnames, le_cfg, journal=journal, progress=bar.update)
-    records = le_prompts(result, classnames, prefix, suffix)
+        result = enhancer.generate_resumable(classnames, le_cfg, journal=journal, inputs=inputs, progress=bar.update)
+    records = le_prompts(result, classnames, prefix, suffix, join=cfg.join)
     keys = ("class_index", "class_name", "unique", "wanted", "generated", "duplicates", "empty", "missing_class",
             "repaired", "dropped", "rounds", "saturated", "shortfall")
     rows = [{k: getattr(st, k) for k in keys} for st in result.stats]
@@ -195,6 +198,8 @@ def _run_le(cfg: PromptsConfig, args: argparse.Namespace, classnames: list[str],
         "block_classes": DEFAULT_BLOCK_CLASSES, "generate_calls": result.calls, "shortfall_classes": len(result.shortfalls),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
     })
+    if inputs is not None:
+        meta["le_labels"] = {"kind": cfg.le_labels, "inputs": inputs}
     return records, rows
 
 

@@ -8,8 +8,8 @@ crashes when fewer than N are unique). Here:
   of each class, packed up to ``batch_size`` sequences a call), on the CPU or a GPU;
 * sentences are de-duplicated on normalised text (lower case, punctuation and extra spaces removed) and
   the first ``per_class`` unique ones in generation order are kept;
-* a sentence that lost the class name is dropped or repaired (the class name put in front) as
-  ``on_missing_class`` says, and counted;
+* a sentence that lost the class name is repaired (the class name put in front), dropped or kept as
+  generated (the paper's code checks nothing) as ``on_missing_class`` says, and counted;
 * a class still short after a round is sampled again (with twice as many samples, up to 16x), up to
   ``max_rounds``, or until a whole round adds nothing new (``saturated``); what is still missing then is
   reported per class, not raised;
@@ -38,7 +38,7 @@ from synthdata.shards.options import field_defaults
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = DEFAULT_LE_MODEL
-MISSING_CLASS_POLICIES = ("repair", "drop")
+MISSING_CLASS_POLICIES = ("repair", "drop", "keep")
 DEFAULT_BLOCK_CLASSES = 64  # classes per resume block (a journal line); part of the seed derivation
 JOURNAL_VERSION = 1
 MAX_ROUND_GROWTH = 16  # a round asks for at most 16x (oversampled) what is missing
@@ -382,13 +382,19 @@ class LanguageEnhancer:
         classnames: Sequence[str],
         config: LEConfig | None = None,
         *,
+        inputs: Sequence[str] | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> LEResult:
         """``config.per_class`` unique sentences for each class (fewer where sampling ran out; see
-        ``LEResult.shortfalls``). ``progress`` is called with the number of newly kept sentences."""
+        ``LEResult.shortfalls``). ``inputs``: what the model is given for each class (default: the class
+        name, :func:`keyword_input`; e.g. the paper's typed labels, :func:`synthdata.prompts.le_labels`);
+        the sentences are still checked against the class names. ``progress`` is called with the number of
+        newly kept sentences."""
         cfg = config or LEConfig()
         n_cls = len(classnames)
-        inputs = [keyword_input(c) for c in classnames]
+        inputs = [keyword_input(c) for c in (classnames if inputs is None else inputs)]
+        if len(inputs) != n_cls:
+            raise ValueError(f"{len(inputs)} model inputs for {n_cls} classes")
         kept: list[list[str]] = [[] for _ in range(n_cls)]
         keys: list[set[str]] = [set() for _ in range(n_cls)]
         stats = [ClassStats(i, c, cfg.per_class) for i, c in enumerate(classnames)]
@@ -439,6 +445,7 @@ class LanguageEnhancer:
         *,
         journal: str | Path | None = None,
         block_classes: int = DEFAULT_BLOCK_CLASSES,
+        inputs: Sequence[str] | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> LEResult:
         """Like :meth:`generate`, in blocks of ``block_classes`` classes, each finished block appended to
@@ -447,14 +454,17 @@ class LanguageEnhancer:
         Block ``b`` samples with its own seed derived from ``(config.seed, b)``, so the result is the same
         whether or not the run was interrupted, and whichever blocks were restored. A journal written with
         other classes, settings, model, device type or block size is ignored and started over. The journal is left in
-        place; the caller removes it once its output is safely written.
+        place; the caller removes it once its output is safely written. ``inputs`` as in :meth:`generate`.
         """
         cfg = config or LEConfig()
         if block_classes < 1:
             raise ValueError(f"block_classes must be at least 1, got {block_classes}")
         names = list(classnames)
+        given = list(inputs) if inputs is not None else None
+        if given is not None and len(given) != len(names):
+            raise ValueError(f"{len(given)} model inputs for {len(names)} classes")
         starts = list(range(0, len(names), block_classes))
-        key = _journal_key(names, cfg, f"{self.model_id}@{self.device.type}", block_classes)
+        key = _journal_key(names, cfg, f"{self.model_id}@{self.device.type}", block_classes, given)
         done = _read_journal(Path(journal), key) if journal is not None else {}
         if done:
             log.info("resuming language enhancement: %d of %d blocks restored from %s", len(done), len(starts), journal)
@@ -470,7 +480,9 @@ class LanguageEnhancer:
                     if progress is not None:
                         progress(sum(len(x) for x in part.sentences))
                 else:
-                    part = self.generate(block, replace(cfg, seed=_block_seed(cfg.seed, b)), progress=progress)
+                    # ``inputs`` only when given: generate() overrides written before it existed still work
+                    extra = {"inputs": given[start : start + block_classes]} if given is not None else {}
+                    part = self.generate(block, replace(cfg, seed=_block_seed(cfg.seed, b)), progress=progress, **extra)
                     for st in part.stats:
                         st.class_index += start
                     if fh is not None:
@@ -492,15 +504,15 @@ class LanguageEnhancer:
         if not normalize_text(sent):
             st.empty += 1
             return 0
+        repaired = False
         if not contains_class(sent, name):
             st.missing_class += 1
             if cfg.on_missing_class == "drop":
                 st.dropped += 1
                 return 0
-            sent = repair_sentence(sent, name)
-            repaired = True
-        else:
-            repaired = False
+            if cfg.on_missing_class == "repair":
+                sent = repair_sentence(sent, name)
+                repaired = True
         key = normalize_text(sent)
         if key in keys[ci]:
             st.duplicates += 1
@@ -520,9 +532,14 @@ def _block_seed(seed: int, block: int) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def _journal_key(names: list[str], cfg: LEConfig, model_id: str, block_classes: int) -> str:
+def _journal_key(
+    names: list[str], cfg: LEConfig, model_id: str, block_classes: int, inputs: list[str] | None = None
+) -> str:
     settings = {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
-    blob = json.dumps([JOURNAL_VERSION, names, settings, model_id, block_classes], sort_keys=True)
+    parts: list = [JOURNAL_VERSION, names, settings, model_id, block_classes]
+    if inputs is not None:  # only then, so a run with the class names as inputs keeps its journal key
+        parts.append(inputs)
+    blob = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -578,13 +595,29 @@ def _sync(fh) -> None:
     os.fsync(fh.fileno())
 
 
-def le_prompts(result: LEResult, classnames: Sequence[str], prefix: str, suffix: str = ""):
-    """Prompt records from a Language Enhancement result: ``f"{prefix} {sentence}{suffix}"`` per sentence."""
+JOINS = ("tidy", "plain")
+
+
+def le_prompts(result: LEResult, classnames: Sequence[str], prefix: str, suffix: str = "", *, join: str = "tidy"):
+    """Prompt records from a Language Enhancement result: ``f"{prefix} {sentence}{suffix}"`` per sentence.
+
+    ``join="tidy"``: :func:`synthdata.prompts.apply_domain` (a leading article lower-cased, a doubled article
+    dropped). ``"plain"``: the strings put together as they are, as the paper's generation script does
+    (``'a centered satellite photo of ' + sentence``).
+    """
     from synthdata.prompts._registry import apply_domain
     from synthdata.prompts.records import PromptRecord, prompt_id
 
+    if join not in JOINS:
+        raise ValueError(f"join must be one of {JOINS}, got {join!r}")
     out = []
     for ci, sents in enumerate(result.sentences):
         for n, s in enumerate(sents):
-            out.append(PromptRecord(prompt_id(ci, n), ci, classnames[ci], apply_domain(s, prefix, suffix), "le"))
+            text = apply_domain(s, prefix, suffix) if join == "tidy" else plain_join(s, prefix, suffix)
+            out.append(PromptRecord(prompt_id(ci, n), ci, classnames[ci], text, "le"))
     return out
+
+
+def plain_join(sentence: str, prefix: str, suffix: str = "") -> str:
+    """``prefix + " " + sentence + suffix``, the sentence unchanged (no prefix: the sentence alone)."""
+    return f"{prefix.strip()} {sentence}{suffix}" if prefix.strip() else f"{sentence}{suffix}"
