@@ -99,12 +99,26 @@ def _body(cmd: Command, args: argparse.Namespace) -> int:
     return 0
 
 
+def check_inputs(args: argparse.Namespace) -> None:
+    """Path checks that need no model: a wrong path is reported before torch is imported."""
+    from synthdata.shards import storage
+
+    for flag, path, what in (
+        ("--in", args.src, "a shard directory"),
+        ("--classes", args.classes_file, "a class list file"),
+        ("--templates", args.templates_file, "a templates file"),
+    ):
+        if path is not None and not storage.exists(path):
+            raise ValueError(f"{flag} {path}: no such file or directory; expected {what}")
+
+
 def main(argv: list[str] | None = None) -> int:
     cmd = build_command()
     args = cmd.parse(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     def body() -> int:
+        check_inputs(args)  # before torch is imported
         from synthdata.clip import WeightsUnavailableError
         from synthdata.filter import ClassListError
         from synthdata.shards import ShardError

@@ -13,17 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from synthdata.shards import (
-    ShardError,
-    contact_sheet,
-    dataset_stats,
-    group_by_class,
-    iter_samples,
-    make_demo,
-    read_dataset_json,
-    storage,
-    verify_dataset,
-)
+from synthdata.shards.errors import ShardError
 from synthdata.tools._cli import Command
 from synthdata.tools._cli.paths import local, location
 from synthdata.tools._common import run_cli
@@ -116,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from synthdata.shards import verify_dataset
+
     report = verify_dataset(args.dir, decode_images=args.decode)
     if args.json:
         print(
@@ -146,6 +138,8 @@ def vars_(p: object) -> dict:
 
 
 def _stats(args: argparse.Namespace) -> int:
+    from synthdata.shards import dataset_stats
+
     stats = dataset_stats(args.dir)
     if args.json:
         print(json.dumps(stats.to_json(), indent=1))
@@ -161,6 +155,8 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from synthdata.shards import contact_sheet, group_by_class, iter_samples, read_dataset_json, storage
+
     classes = read_dataset_json(args.dir).classes
     samples = ((s.cls, s.image) for s in iter_samples(args.dir, on_error="skip"))
     rows = group_by_class(samples, classes, args.thumbs_per_class)[: args.max_classes]
@@ -180,6 +176,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _make_demo(args: argparse.Namespace) -> int:
+    from synthdata.shards import make_demo
+
     make_demo(
         args.dir,
         classes=args.num_classes,
@@ -208,6 +206,7 @@ def _class_list(path: Path) -> list[str]:
 
 
 def _index(args: argparse.Namespace) -> int:
+    from synthdata.shards import storage
     from synthdata.shards.adopt import index_shards
 
     classes = _class_list(Path(args.classes_file)) if args.classes_file else None
