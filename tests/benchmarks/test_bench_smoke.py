@@ -16,6 +16,8 @@ SMOKE_SCRIPTS = [
     "bench_sampling.py",
     "bench_filter.py",
     "bench_pretrain.py",
+    "bench_class_mix.py",
+    "bench_cli_latency.py",
 ]
 JSON_SCRIPTS = {"bench_kernels.py", "bench_sampling.py", "bench_filter.py", "bench_pretrain.py"}
 """Scripts with ``--json PATH`` (what gpu_suite.py reads their rows from)."""
