@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from synthdata.filter._types import SampleScore
-from synthdata.shards.atomic import atomic_open, atomic_write_json
+from synthdata.shards.atomic import atomic_open
+from synthdata.shards.identity import compare_identity, read_identity, record_identity
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "synthdata.filter-scores/1"
+FINGERPRINT = "fingerprint.json"  # the settings the checkpoints were scored with (synthdata.shards.identity)
 _FIELDS = tuple(f.name for f in fields(SampleScore) if f.name != "kept")
 
 
@@ -36,19 +38,17 @@ class ScoreCache:
     def __init__(self, directory: Path, fingerprint: dict[str, Any], *, reuse: bool = True) -> None:
         self.directory = Path(directory)
         self.fingerprint = {"schema": SCHEMA, **fingerprint}
-        try:
-            previous = json.loads((self.directory / "fingerprint.json").read_text(encoding="utf-8"))
-        except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
-            previous = None
-        self._current = reuse and previous == self.fingerprint
-        if previous is not None and previous != self.fingerprint:
-            log.info("score checkpoints in %s were made with other settings; rescoring", self.directory)
+        check = compare_identity(read_identity(self.directory / FINGERPRINT), self.fingerprint)
+        self._current = reuse and check.status == "same"
+        if check.status == "changed":
+            log.info("score checkpoints in %s were made with other settings (%s); rescoring", self.directory,
+                     check.describe())
 
     def _start(self) -> None:
         """Replace whatever the directory holds with this fingerprint (first save of a new set)."""
         shutil.rmtree(self.directory, ignore_errors=True)
         self.directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.directory / "fingerprint.json", self.fingerprint)
+        record_identity(self.directory / FINGERPRINT, self.fingerprint, what="filter scores")
         self._current = True
 
     def _path(self, shard_name: str) -> Path:
