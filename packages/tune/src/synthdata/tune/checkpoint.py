@@ -10,6 +10,7 @@ pure function of (seed, epoch, step), so nothing else is needed to continue bit 
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import torch
 
+from synthdata.shards.identity import compare_identity, jsonable, settings_digest
 from synthdata.tune._io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -31,9 +33,10 @@ class ResumeError(ValueError):
 class Checkpoint:
     """The checkpoint file of one run; ``run_id`` must match for :meth:`load` to resume from it."""
 
-    def __init__(self, path: str | os.PathLike[str], run_id: str):
+    def __init__(self, path: str | os.PathLike[str], identity: dict[str, Any]):
         self.path = Path(path)
-        self.run_id = run_id
+        self.identity = jsonable(identity)
+        self.run_id = settings_digest(identity)
 
     def load(self) -> dict[str, Any] | None:
         """The saved state, or None when there is no checkpoint. Raises :class:`ResumeError` on mismatch."""
@@ -44,23 +47,27 @@ class Checkpoint:
         except Exception as exc:  # torch raises several types for corrupt/foreign files
             raise ResumeError(
                 f"{self.path}: unreadable checkpoint ({type(exc).__name__}: {exc}); delete it or pass "
-                "--no-resume to start over"
+                "--fresh to start over"
             ) from exc
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise ResumeError(
                 f"{self.path} is not a synthdata tuning checkpoint; delete it or use another --out"
             )
         if state.get("run_id") != self.run_id:
+            saved = state.get("run_identity")
+            check = compare_identity(json.loads(saved) if isinstance(saved, str) else None, self.identity)
+            what = f" ({check.describe()})" if check.diff else ", data, classes or model"
             raise ResumeError(
-                f"{self.path} was written by a run with other settings, data, classes or model; use another "
-                "--out, or pass --no-resume to discard it and start over"
+                f"{self.path} was written by a run with other settings{what}; use another --out, or pass --fresh "
+                "to discard it and start over"
             )
         log.info("resuming from %s (epoch %d, step %d)", self.path, state["epoch"], state["step"])
         return state
 
     def save(self, state: dict[str, Any]) -> Path:
         buf = io.BytesIO()
-        torch.save({**state, "format": CHECKPOINT_FORMAT, "run_id": self.run_id}, buf)
+        identity = json.dumps(self.identity, sort_keys=True)  # a string: weights_only loading keeps it plain
+        torch.save({**state, "format": CHECKPOINT_FORMAT, "run_id": self.run_id, "run_identity": identity}, buf)
         return atomic_write_bytes(self.path, buf.getvalue())
 
     def discard(self) -> None:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -90,6 +88,7 @@ def run_tuning(
     bundle: ClipBundle | None = None,
     resume: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
+    class_aliases: Sequence[Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Tune a CLIP classifier on synthetic shards ``train`` (and ``cfg.shots`` real images per class from
     ``few_shot``), evaluate it on ``eval_data`` and write the outputs to ``out`` (see ``docs/tune.md``).
@@ -100,7 +99,9 @@ def run_tuning(
     is saved to ``out/encoder.safetensors``). Training state is saved to ``out/checkpoint.pt`` after every epoch;
     with ``resume`` (default) a run with the same settings, data, classes and model continues from it (and
     one that finished only re-evaluates), ``resume=False`` discards it. ``on_epoch(row)`` is called after
-    each epoch with its log row. Returns the result record appended to ``out/results.jsonl``.
+    each epoch with its log row. ImageFolder class folders are matched to ``classnames`` by name, with
+    ``class_aliases`` (other names per class, e.g. native folder names) as further names. Returns the result
+    record appended to ``out/results.jsonl``.
 
     Every input is checked before ``out`` is created; a run that fails afterwards removes the directories
     it created when they hold no file (nothing cached, no epoch finished).
@@ -118,6 +119,7 @@ def run_tuning(
             train=train,
             few_shot=few_shot,
             cache_dir=cache_dir,
+            class_aliases=class_aliases,
         )
         with prepare(cfg, inputs, bundle=bundle, resume=resume) as run:
             trained = run.train(on_epoch)
@@ -201,8 +203,8 @@ def prepare(
     try:
         bn_info = _calibrate_batchnorm(cfg, inputs, bundle, timings) if calibrate else None
         features = _cached_features(cfg, inputs, bundle, zs_head, timings)
-        run_id = _run_id(cfg, bundle, features.encoder, inputs)
-        checkpoint, resumed_from = _open_checkpoint(inputs.out, run_id, resume=resume)
+        identity = _run_identity(cfg, bundle, features.encoder, inputs)
+        checkpoint, resumed_from = _open_checkpoint(inputs.out, identity, resume=resume)
         yield TuningRun(
             cfg, inputs, bundle, scale, zs_head, features, bn_info, checkpoint, resumed_from, timings
         )
@@ -468,11 +470,11 @@ def _cached_features(
     return CachedFeatures(cache.encoder, ev, zs_logits, zs_eval, syn, real, use)
 
 
-def _open_checkpoint(out: Path, run_id: str, *, resume: bool) -> tuple[Checkpoint, int]:
+def _open_checkpoint(out: Path, identity: dict[str, Any], *, resume: bool) -> tuple[Checkpoint, int]:
     """The run's checkpoint and the epoch it resumes from (0: none). ``resume=False`` discards the
     checkpoint and training log first; a checkpoint of another run raises ``ResumeError`` here, before
     any training."""
-    checkpoint = Checkpoint(out / CHECKPOINT_FILE, run_id)
+    checkpoint = Checkpoint(out / CHECKPOINT_FILE, identity)
     if not resume:
         checkpoint.discard()
         (out / TRAIN_LOG_FILE).unlink(missing_ok=True)
@@ -480,8 +482,8 @@ def _open_checkpoint(out: Path, run_id: str, *, resume: bool) -> tuple[Checkpoin
     return checkpoint, int(state["epoch"]) if state is not None else 0
 
 
-def _run_id(cfg: TuneConfig, bundle: ClipBundle, encoder: str, inputs: Inputs) -> str:
-    """sha256 over everything that decides the trained weights (see :class:`Checkpoint`)."""
+def _run_identity(cfg: TuneConfig, bundle: ClipBundle, encoder: str, inputs: Inputs) -> dict[str, Any]:
+    """Everything that decides the trained weights (its digest is the run id, see :class:`Checkpoint`)."""
     config = {k: v for k, v in cfg.to_json().items() if k not in _NOT_IN_RUN_ID}
     syn_set, real_set, real_idx = inputs.syn_set, inputs.real_set, inputs.real_idx
     identity = {
@@ -496,7 +498,7 @@ def _run_id(cfg: TuneConfig, bundle: ClipBundle, encoder: str, inputs: Inputs) -
         "few_shot": real_set.fingerprint() if real_set is not None else None,
         "few_shot_indices": [int(i) for i in real_idx] if real_idx is not None else None,
     }
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    return identity
 
 
 def _state_copy(module: torch.nn.Module) -> dict[str, torch.Tensor]:
