@@ -30,6 +30,7 @@ from synthdata.pretrain.checkpoint import (
 )
 from synthdata.pretrain.config import PretrainError, TrainConfig
 from synthdata.shards import item_seed
+from synthdata.shards.identity import compare_identity
 
 log = logging.getLogger(__name__)
 
@@ -118,16 +119,12 @@ def _check_resume(ckpt: dict[str, Any], cfg: TrainConfig, num_classes: int, path
     saved = dict(ckpt.get("config", {}))
     saved["num_classes"] = ckpt.get("num_classes")
     now = {"model": cfg.model, "img_size": cfg.img_size, "num_classes": num_classes}
-    diffs = [
-        f"{k}: checkpoint {saved.get(k)!r}, now {now[k]!r}"
-        for k in RESUME_MUST_MATCH
-        if saved.get(k) != now[k]
-    ]
-    if diffs:
+    check = compare_identity({k: saved.get(k) for k in RESUME_MUST_MATCH}, {k: now[k] for k in RESUME_MUST_MATCH})
+    if not check.resumable:
         what = "classes mismatch" if saved.get("num_classes") != num_classes else "settings mismatch"
         raise PretrainError(
-            f"{what}: {path} was trained with different settings ({'; '.join(diffs)}); use a fresh --out "
-            "or the original settings"
+            f"{what}: {path} was trained with different settings (checkpoint -> now: {check.describe()}); use a "
+            "fresh --out, --fresh, or the original settings"
         )
 
 
