@@ -1,4 +1,4 @@
-"""Resume bookkeeping: which planned shards are complete, which must be redone."""
+"""Resume bookkeeping: which planned shards are complete, which must be redone (local or remote)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from synthdata.shards import storage
 from synthdata.shards.atomic import TEMP_MARK, is_temp_of, sha256_file
-from synthdata.shards.layout import sidecar_path
+from synthdata.shards.layout import SIDECAR_SUFFIX, sidecar_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,13 +23,33 @@ class ResumePlan:
     removed: tuple[str, ...]
 
 
-def read_sidecar(shard: Path) -> dict | None:
-    """The parsed sidecar of ``shard``, or None if it is missing or unreadable."""
+def sidecar_name(shard_name: str) -> str:
+    """``NAME.idx.json`` for ``NAME.tar``."""
+    return shard_name[: -len(".tar")] + SIDECAR_SUFFIX
+
+
+def _parse_sidecar(data: bytes | None) -> dict | None:
+    if data is None:
+        return None
     try:
-        obj = json.loads(sidecar_path(shard).read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        obj = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
         return None
     return obj if isinstance(obj, dict) else None
+
+
+def read_sidecar(shard: str | os.PathLike[str]) -> dict | None:
+    """The parsed sidecar of ``shard`` (a path or a URL), or None if it is missing or unreadable."""
+    if storage.is_url(shard):
+        text = os.fspath(shard)
+        try:
+            return _parse_sidecar(storage.read_bytes(text[: -len(".tar")] + SIDECAR_SUFFIX))
+        except FileNotFoundError:
+            return None
+    try:
+        return _parse_sidecar(sidecar_path(Path(shard)).read_bytes())
+    except FileNotFoundError:
+        return None
 
 
 def is_complete(shard: Path, *, check_checksum: bool = True) -> bool:
@@ -45,6 +66,26 @@ def is_complete(shard: Path, *, check_checksum: bool = True) -> bool:
     return not check_checksum or sha256_file(shard) == side.get("sha256")
 
 
+def complete_sidecars(location: str | os.PathLike[str], planned: Iterable[str]) -> dict[str, dict]:
+    """``{name: sidecar}`` of the planned shards whose sidecar names its shard and whose tar exists with the
+    size the sidecar records (no checksum: that would read every tar). For a URL this is one listing and
+    one batched read of the sidecars found, never a request per planned shard."""
+    return _scan(os.fspath(location), list(planned))[1]
+
+
+def _scan(location: str, names: list[str]) -> tuple[dict[str, int], dict[str, dict]]:
+    """(the directory's ``{file: size}``, the complete sidecars of ``names``)."""
+    sizes = storage.list_sizes(location)
+    found = [n for n in names if sidecar_name(n) in sizes and n in sizes]
+    blobs = storage.read_many([storage.join(location, sidecar_name(n)) for n in found])
+    done: dict[str, dict] = {}
+    for name in found:
+        side = _parse_sidecar(blobs[storage.join(location, sidecar_name(name))])
+        if side is not None and side.get("shard") == name and side.get("bytes") == sizes[name]:
+            done[name] = side
+    return sizes, done
+
+
 def plan_resume(
     directory: str | os.PathLike[str], planned: Iterable[str], *, check_checksum: bool = True
 ) -> ResumePlan:
@@ -53,7 +94,14 @@ def plan_resume(
     Incomplete leftovers of the planned shards (a tar without a valid sidecar, a sidecar without its tar, and
     stale temp files of any writer) are deleted so that nothing half-written can be read later. Only files
     belonging to ``planned`` are touched, so ranks sharing a directory never remove each other's work.
+
+    A directory URL is read with one listing and one batched read of the sidecars; a remote shard is
+    complete when its sidecar is there and its tar has the recorded size (``check_checksum`` applies to
+    local shards only: checking a remote one would download it). Only the sidecars of the shards to redo
+    are removed (so none vouches for a tar about to be replaced); their tars are overwritten by the rewrite.
     """
+    if storage.is_url(directory):
+        return _plan_resume_remote(os.fspath(directory), list(planned))
     directory = Path(directory)
     planned = list(planned)
     complete, todo, removed = [], [], []
@@ -74,3 +122,14 @@ def plan_resume(
                 leftover.unlink()
                 removed.append(leftover.name)
     return ResumePlan(tuple(complete), tuple(todo), tuple(removed))
+
+
+def _plan_resume_remote(location: str, planned: list[str]) -> ResumePlan:
+    sizes, done = _scan(location, planned)
+    removed = []
+    for name in planned:
+        if name not in done and sidecar_name(name) in sizes:
+            storage.remove(storage.join(location, sidecar_name(name)))
+            removed.append(sidecar_name(name))
+    todo = tuple(n for n in planned if n not in done)
+    return ResumePlan(tuple(n for n in planned if n in done), todo, tuple(removed))

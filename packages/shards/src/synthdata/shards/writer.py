@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 
 import webdataset as wds
 
+from synthdata.shards import storage
 from synthdata.shards.atomic import HashingWriter, atomic_write_json, ensure_writable_dir, temp_path_for
 from synthdata.shards.encoding import (
     encode_extra,
@@ -21,7 +24,7 @@ from synthdata.shards.encoding import (
     validate_key,
 )
 from synthdata.shards.errors import OutputDirError, SampleError
-from synthdata.shards.layout import shard_name, sidecar_path
+from synthdata.shards.layout import SIDECAR_SUFFIX, shard_name, sidecar_path
 
 SIDECAR_SCHEMA = "synthdata.shard-index/1"
 TAR_MTIME = 0  # fixed so the same samples always give byte-identical shards
@@ -43,9 +46,9 @@ class Sample:
 
 @dataclass(frozen=True, slots=True)
 class ShardInfo:
-    """What a finished shard holds (mirrors its sidecar)."""
+    """What a finished shard holds (mirrors its sidecar); ``path`` is a URL string for a remote shard."""
 
-    path: Path
+    path: Path | str
     count: int
     sha256: str
     nbytes: int
@@ -246,7 +249,20 @@ def write_shard(
     Used by planned jobs (generation) whose shards are fixed up front, so that a rerun redoes precisely
     the incomplete ones. Any existing sidecar for ``path`` is removed first, so a crash mid-way leaves the
     shard incomplete rather than stale-but-complete.
+
+    ``path`` may be a URL (``s3://``, ``gs://``): the shard is written to a temp folder under
+    :func:`storage.default_staging_root` (removed afterwards), then published with :func:`upload_shard`
+    (``ShardInfo.path`` is then the URL, as a string).
     """
+    if storage.is_url(path):
+        staging = storage.default_staging_root()
+        staging.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="shard-", dir=staging) as tmp:
+            local = write_shard(
+                Path(tmp) / storage.basename(path), samples, image_format=image_format, quality=quality
+            )
+            upload_shard(local.path, os.fspath(path))
+        return dataclasses.replace(local, path=os.fspath(path))
     final = Path(path)
     ensure_writable_dir(final.parent)
     fmt = normalise_format(image_format)
@@ -265,3 +281,17 @@ def write_shard(
     except BaseException:
         shard.abort()
         raise
+
+
+def upload_shard(local: str | os.PathLike[str], location: str) -> None:
+    """Publish a complete local shard (``NAME.tar`` and its sidecar) as the object ``location`` (a URL ending
+    in ``NAME.tar``), in the order that makes it complete: a remote sidecar of an earlier try is removed (it
+    must never vouch for the new tar), the tar is uploaded and checked (:func:`storage.upload`: size, and MD5
+    where the store reports one), and only then the sidecar is uploaded."""
+    local = Path(local)
+    if storage.basename(location) != local.name:
+        raise ValueError(f"upload_shard: {local.name} would be stored as {storage.basename(location)}")
+    remote_sidecar = location[: -len(".tar")] + SIDECAR_SUFFIX
+    storage.remove(remote_sidecar)
+    storage.upload(local, location)
+    storage.upload(sidecar_path(local), remote_sidecar)
