@@ -20,7 +20,7 @@ def check_rule(rule: str, per_class: int | None, threshold: float | None) -> Non
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
     if rule == "topk" and per_class is None:
-        raise ValueError("rule 'topk' needs per_class (--per-class N)")
+        raise ValueError("rule 'topk' needs per_class (--keep-per-class N)")
 
 
 def _most_confident(samples: list[SampleScore]) -> list[SampleScore]:

@@ -170,7 +170,7 @@ class TrainConfig:
         if not 1 <= self.preempt_exit_code <= 255:
             raise PretrainError(f"--preempt-exit-code must be in 1..255, got {self.preempt_exit_code}")
         if not 0.0 <= self.smoothing < 1.0:
-            raise PretrainError(f"--smoothing must be in [0, 1), got {self.smoothing}")
+            raise PretrainError(f"--label-smoothing must be in [0, 1), got {self.smoothing}")
         if self.device not in ("cpu", "cuda"):
             raise PretrainError(f"--device must be cpu or cuda, got {self.device!r}")
         if self.amp not in ("auto", "fp32", "none", "bf16", "fp16"):
@@ -242,5 +242,5 @@ class TransferConfig:
             raise PretrainError(f"--device must be cpu or cuda, got {self.device!r}")
         if self.device == "cpu" and self.amp in ("bf16", "fp16"):
             raise PretrainError(
-                f"--amp {self.amp} needs --device cuda; on the CPU transfer runs in float32 (drop --amp)"
+                f"--precision {self.amp} needs --device cuda; on the CPU transfer runs in float32 (drop --precision)"
             )

@@ -99,7 +99,7 @@ def make_demo(
     ``NNN_colour_pattern`` so that sorted folder names give the class indices.
     """
     if per_class < 1:
-        raise ValueError(f"--per-class must be >= 1, got {per_class}")
+        raise ValueError(f"--images-per-class must be >= 1, got {per_class}")
     names = demo_classes(classes)
     directory = ensure_writable_dir(Path(directory))
     config = {"classes": classes, "per_class": per_class, "seed": seed, "size": size, "demo": True}

@@ -95,7 +95,7 @@ class TuneConfig:
                 not self.pseudo_labels or self.sl > 0,
                 "--pseudo-labels replaces the soft labels, so it needs --sl > 0 (its weight)",
             ),
-            (self.sl_temperature > 0, f"--sl-T must be > 0, got {self.sl_temperature}"),
+            (self.sl_temperature > 0, f"--sl-temperature must be > 0, got {self.sl_temperature}"),
             (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.shots is None or self.shots >= 1, f"--shots must be >= 1, got {self.shots}"),
             (self.feature_batch_size >= 1, "feature batch size must be >= 1"),
