@@ -28,13 +28,26 @@ def _prompts(n_per_class=2):
 def test_items_are_replicate_major_with_seeds_from_keys():
     prompts = _prompts()
     items = plan_items(prompts, images_per_prompt=2, seed=7)
-    assert [it.key for it in items[:2]] == ["c0000-00000-00000", "c0000-00001-00000"]
     assert [it.replicate for it in items] == [0] * 6 + [1] * 6
+    for rep in (0, 1):  # each replicate holds every prompt once
+        block = items[6 * rep : 6 * (rep + 1)]
+        assert sorted(it.key for it in block) == sorted(item_key(p.id, rep) for p in prompts)
     assert all(it.seed == item_seed(7, it.key, stream="synth-generate") for it in items)
     assert len({it.seed for it in items}) == 12
-    # more replicates append items; the earlier ones (keys and seeds) do not move
+    # more replicates append items; the earlier ones (keys, seeds and order) do not move
     more = plan_items(prompts, images_per_prompt=3, seed=7)
     assert more[:12] == items
+
+
+def test_the_order_is_a_seeded_permutation_that_mixes_classes():
+    prompts = _prompts(n_per_class=20)  # listed class by class, as synth-prompts writes them
+    items = plan_items(prompts, images_per_prompt=1, seed=7)
+    assert items == plan_items(prompts, images_per_prompt=1, seed=7)  # deterministic
+    assert [it.key for it in items] != [it.key for it in plan_items(prompts, images_per_prompt=1, seed=8)]
+    assert [it.prompt.id for it in items] != [p.id for p in prompts]
+    classes = len({p.class_index for p in prompts})
+    for shard in cut_shards(items, 10):  # without the permutation a shard of 10 would hold one class
+        assert len({it.prompt.class_index for it in shard.items}) >= min(classes, 2)
 
 
 def test_shards_do_not_depend_on_world_size():

@@ -36,10 +36,9 @@ def test_single_run_writes_a_verified_dataset(tmp_path):
     assert (s.images, s.shards_written, s.dataset_complete) == (12, 3, True)
     report = verify_dataset(tmp_path / "a")
     assert report.ok and report.samples == 12, report.problems
-    # batches mix prompts of different classes
-    assert len(set(pipe.calls[0])) == 3 and {"cat", "dog"} <= {
-        w for p in pipe.calls[0] for w in p.replace(",", "").split()
-    }
+    # batches mix prompts of different classes (the plan's order is a seeded permutation of each replicate)
+    names = {w for p in pipe.calls[0] for w in p.replace(",", "").split()} & set(CLASSES)
+    assert len(set(pipe.calls[0])) == 3 and len(names) >= 2
     info = read_dataset_json(tmp_path / "a")
     assert info.classes == CLASSES and info.producer == "synth-generate"
     assert info.config["items"] == 12 and info.config["fingerprint"]["models"] == {"base": "state:fake-base"}
@@ -104,6 +103,18 @@ def test_changed_settings_are_refused_but_more_images_extend(tmp_path):
     s = _run(d, images_per_prompt=2)  # back to 12: the extra shard is removed when the dataset is described
     assert verify_dataset(d).samples == 12 and read_dataset_json(d).config["items"] == 12
     assert json.loads((d / PLAN_FILE).read_text())["fingerprint"]["guidance"] == 3.0
+
+
+def test_a_directory_planned_in_the_old_order_is_refused(tmp_path):
+    d = tmp_path / "old"
+    _run(d)
+    plan = json.loads((d / PLAN_FILE).read_text())
+    del plan["fingerprint"]["plan_order"]  # what the runner recorded before the seeded permutation
+    (d / PLAN_FILE).write_text(json.dumps(plan))
+    before = _sidecars(d)
+    with pytest.raises(GenerateError, match=r"other settings \(plan_order: None -> 'replicate-major, seeded"):
+        _run(d)
+    assert _sidecars(d) == before and (d / DATASET_JSON).exists()  # nothing regenerated or removed
 
 
 def test_unwritable_and_non_directory_out(tmp_path):

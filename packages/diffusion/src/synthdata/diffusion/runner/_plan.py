@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,10 @@ from synthdata.diffusion.runner.errors import GenerateError
 from synthdata.shards import item_seed, shard_name
 
 SEED_STREAM = "synth-generate"
+#: The stream of the plan's order; its name is part of the plan fingerprint (``PLAN_ORDER``), so a run
+#: planned in another order is never resumed into this one.
+ORDER_STREAM = "synth-generate-order"
+PLAN_ORDER = "replicate-major, seeded permutation within each replicate (1)"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,150}$")
 
 
@@ -137,18 +142,23 @@ def plan_items(
     seed: int,
     shots: int | None = None,
 ) -> list[WorkItem]:
-    """All work items in plan order: replicate-major (every prompt once before any prompt twice), so each
-    shard mixes classes and raising ``images_per_prompt`` appends items without moving the earlier ones.
-    With Real Guidance (``shots``), each prompt is paired with each of its class's ``shots`` references."""
+    """All work items in plan order: replicate-major (every prompt once before any prompt twice), so raising
+    ``images_per_prompt`` appends items without moving the earlier ones. Within each replicate the items are
+    in a seeded random order (fixed by ``seed`` alone: not by the number of processes or the batch size), so
+    every shard mixes classes even though prompts files list them class by class. With Real Guidance
+    (``shots``), each prompt is paired with each of its class's ``shots`` references."""
     if images_per_prompt < 1:
         raise GenerateError(f"--images-per-prompt must be >= 1, got {images_per_prompt}")
     items: list[WorkItem] = []
     shot_range: Sequence[int | None] = [None] if shots is None else range(shots)
     for rep in range(images_per_prompt):
+        block = []
         for shot in shot_range:
             for p in prompts:
                 key = item_key(p.id, rep, shot)
-                items.append(WorkItem(key, item_seed(seed, key, stream=SEED_STREAM), p, rep, shot))
+                block.append(WorkItem(key, item_seed(seed, key, stream=SEED_STREAM), p, rep, shot))
+        random.Random(item_seed(seed, f"replicate-{rep}", stream=ORDER_STREAM)).shuffle(block)
+        items.extend(block)
     keys = {it.key for it in items}
     if len(keys) != len(items):
         raise GenerateError("two prompt ids map to the same sample key; make the ids distinct")

@@ -18,6 +18,7 @@ import torch
 
 from synthdata.diffusion.runner._config import GenerateConfig
 from synthdata.diffusion.runner._plan import (
+    PLAN_ORDER,
     PlannedShard,
     Prompt,
     PromptLike,
@@ -433,6 +434,7 @@ def _describe_run(
             "classes": class_names,
             "models": job.digests,
             "references": {str(c): [r.sha256 for r in rs] for c, rs in sorted(job.refs.items())} or None,
+            "plan_order": PLAN_ORDER,
         }
     )
     config_json = jsonable(
