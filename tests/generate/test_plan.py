@@ -99,7 +99,6 @@ def test_class_list_gaps_and_explicit_list():
         ({"batch_size": 0}, "--batch-size"),
         ({"image_format": "gif"}, "--format"),
         ({"shots": 2}, "go together"),
-        ({"out": "s3://bucket/x"}, "only local directories"),
         ({"quality": 0}, "--quality"),
     ],
 )

@@ -191,3 +191,22 @@ def test_build_paper_reproduces_the_committed_file():
     spec.loader.exec_module(module)
     committed = json.loads((ROOT / "packages/prompts/src/synthdata/prompts/data/paper.json").read_text("utf-8"))
     assert module.build() == committed
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_folder_names_start_with_the_class_name(dataset):
+    from synthdata.prompts import folder_names
+
+    spec = get_dataset(dataset)
+    names = folder_names(dataset)
+    assert len(names) == spec.num_classes
+    assert all(n[0] == c and len(n) == len(set(n)) for n, c in zip(names, spec.classnames, strict=True))
+
+
+def test_build_folders_reproduces_the_committed_file():
+    path = ROOT / "packages" / "prompts" / "scripts" / "build_folders.py"
+    spec = importlib.util.spec_from_file_location("build_folders", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    committed = json.loads((ROOT / "packages/prompts/src/synthdata/prompts/data/folders.json").read_text("utf-8"))
+    assert module.build() == committed

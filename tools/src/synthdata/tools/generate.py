@@ -28,7 +28,7 @@ def build_command() -> Command:
     g = cmd.group("input and output")
     cmd.add("prompts_file", group=g, required=True, type=location("--prompts"))
     cmd.add_fields(GenerateConfig, group=g, only=["out"], required=["out"],
-                   types={"out": local("--out", what="a local directory")})
+                   types={"out": location("--out", write=True)})
     cmd.add("classes_file", group=g, type=local("--classes"), default=None,
             help="full class list (txt/JSON/CSV) when the prompts cover only some classes")
     cmd.add_fields(GenerateConfig, group=g, only=["image_format", "quality", "shard_size", "name"])

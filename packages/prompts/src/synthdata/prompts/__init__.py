@@ -8,6 +8,7 @@ Public API::
     load_class_list(path) -> tuple[str, ...]   # txt / JSON / CSV class lists
     template_prompts(...)                      # the template method
     head_text, filter_text, le_labels          # a dataset's text by recipe: the registry's, or the paper code's
+    folder_names(name)                         # the names each class's folder may go by (ImageFolder matching)
     LanguageEnhancer, LEConfig, le_prompts     # Language Enhancement with a keyword-to-text T5
     PromptRecord, write_prompts, read_prompts  # the prompts JSONL contract
 
@@ -31,6 +32,7 @@ from synthdata.prompts._registry import (
     load_class_list,
 )
 from synthdata.prompts.errors import ClassListError, ModelNotAvailableError, PromptsError, UnknownDatasetError
+from synthdata.prompts.folders import folder_names
 from synthdata.prompts.paper import (
     PAPER,
     filter_text,
@@ -76,6 +78,7 @@ __all__ = [
     "dataset_sources",
     "filter_text",
     "find_dataset_by_classes",
+    "folder_names",
     "get_dataset",
     "head_text",
     "le_labels",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from PIL import Image
 from synthdata.shards import DATASET_JSON, ShardDataset, ShardEntry, ShardError, iter_samples, storage
 from synthdata.shards.dataset import parse_sidecar
 from synthdata.shards.reader import sidecar_location
+
+log = logging.getLogger(__name__)
 
 #: What a shard directory URL that holds no shards is told (ImageFolders are read from local disk only).
 IMAGEFOLDER_LOCAL_ONLY = (
@@ -55,6 +58,7 @@ class ImageSet:
     labels: np.ndarray
     classes: list[str] | None = None
     datasets: tuple[ShardDataset, ...] = ()
+    relabelled: tuple[int, ...] | None = None  # ImageFolder: class of each sorted folder, where not its position
     _fingerprint: str | None = None
     _positions: dict[tuple[str, str], int] | None = None
 
@@ -81,6 +85,8 @@ class ImageSet:
                     st = path.stat()
                     rel = path.relative_to(root).as_posix()
                     digest.update(f"{rel}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+                if self.relabelled is not None:  # folders matched to classes by name, not by sorted order
+                    digest.update(f"classes\t{','.join(map(str, self.relabelled))}\n".encode())
             self._fingerprint = digest.hexdigest()
         return self._fingerprint
 
@@ -269,9 +275,18 @@ def load_shards(directories: Sequence[str | os.PathLike[str]], *, flag: str | No
     return image_set
 
 
-def load_imagefolder(root: str | os.PathLike[str], num_classes: int | None = None) -> ImageSet:
-    """An ImageFolder (``root/<class dir>/<image>``) as torchvision reads it: sorted directory names give the
-    class indices. With ``num_classes``, the number of class directories must equal it."""
+def load_imagefolder(
+    root: str | os.PathLike[str],
+    num_classes: int | None = None,
+    *,
+    classnames: Sequence[str] | None = None,
+    aliases: Sequence[Sequence[str]] | None = None,
+) -> ImageSet:
+    """An ImageFolder (``root/<class dir>/<image>``). With ``classnames``, each folder's class is found by its
+    name (:func:`synthdata.tune.classmatch.folder_classes`: the class names, their ``aliases`` such as a
+    dataset's native folder names, or index names), a folder matching no class is a :class:`DataError`, and
+    only folders that name no class at all keep torchvision's rule (sorted names give the indices). With
+    ``num_classes``, the number of class directories must equal it."""
     from torchvision.datasets import ImageFolder
 
     if storage.is_url(root):
@@ -292,7 +307,32 @@ def load_imagefolder(root: str | os.PathLike[str], num_classes: int | None = Non
         raise DataError(f"{root}: not a usable ImageFolder ({exc})") from exc
     items = [(Path(p), "") for p, _ in folder.samples]
     labels = np.asarray([t for _, t in folder.samples], dtype=np.int64)
-    return ImageSet("imagefolder", [root], items, labels, list(folder.classes))
+    classes = list(folder.classes)
+    mapping = _folder_classes(root, classes, classnames, aliases)
+    if mapping is None:
+        return ImageSet("imagefolder", [root], items, labels, classes)
+    if sorted(mapping) == list(range(len(mapping))):  # a folder for every class: list them in class order
+        classes = [classes[mapping.index(c)] for c in range(len(mapping))]
+    labels = np.asarray(mapping, dtype=np.int64)[labels]
+    return ImageSet("imagefolder", [root], items, labels, classes, relabelled=tuple(mapping))
+
+
+def _folder_classes(
+    root: Path, folders: list[str], classnames: Sequence[str] | None, aliases: Sequence[Sequence[str]] | None
+) -> list[int] | None:
+    """Each sorted folder's class by name; None where that is its sorted position (or no folder names one)."""
+    if classnames is None:
+        return None
+    from synthdata.tune.classmatch import FolderMismatch, folder_classes
+
+    try:
+        mapping = folder_classes(folders, classnames, aliases)
+    except FolderMismatch as exc:
+        raise DataError(f"{root}: {exc}") from exc
+    if mapping is None:
+        log.warning("%s: no folder name names a class; taking the classes in sorted folder order", root)
+        return None
+    return None if mapping == list(range(len(folders))) else mapping
 
 
 def load_image_set(
@@ -300,9 +340,12 @@ def load_image_set(
     num_classes: int | None = None,
     *,
     flag: str | None = None,
+    classnames: Sequence[str] | None = None,
+    aliases: Sequence[Sequence[str]] | None = None,
 ) -> ImageSet:
     """Shards (directories or directory URLs with sidecars / ``dataset.json``) or a local ImageFolder, by
-    what ``source`` holds; a URL must be a shard directory. ``flag`` names the option in errors.
+    what ``source`` holds; a URL must be a shard directory. ``flag`` names the option in errors;
+    ``classnames`` and ``aliases`` match an ImageFolder's folders to classes (:func:`load_imagefolder`).
 
     Labels must lie in ``[0, num_classes)``; for shards with a ``dataset.json`` its class count must match.
     """
@@ -321,7 +364,7 @@ def load_image_set(
                 f"{num_classes} class names"
             )
     elif len(sources) == 1:
-        image_set = load_imagefolder(sources[0], num_classes)
+        image_set = load_imagefolder(sources[0], num_classes, classnames=classnames, aliases=aliases)
     else:
         raise DataError(f"several sources must all be shard directories: {', '.join(map(str, sources))}")
     if (

@@ -50,12 +50,15 @@ def check_inputs(
     train: PathLike | Sequence[PathLike] = (),
     few_shot: PathLike | None = None,
     cache_dir: PathLike | None = None,
+    class_aliases: Sequence[Sequence[str]] | None = None,
 ) -> Inputs:
     """Check the class list, the data sources and ``out``, load the image sets and draw the few-shot
     indices; creates nothing. Raises :class:`DataError` naming the bad input.
 
     ``train``, ``eval_data`` and ``few_shot`` are local directories or shard directory URLs (``s3://``,
-    ``gs://``, ``http(s)://``; kept as given, never turned into paths); ImageFolders are local only."""
+    ``gs://``, ``http(s)://``; kept as given, never turned into paths); ImageFolders are local only, their
+    folders matched to the classes by name (``class_aliases``: other names of each class, e.g. a dataset's
+    native folder names; see :func:`synthdata.tune.classmatch.folder_classes`)."""
     classnames, templates = list(classnames), list(templates)
     num_classes = len(classnames)
     if num_classes < 2:
@@ -71,16 +74,17 @@ def check_inputs(
     cache_root = None
     if cfg.use_cache:
         cache_root = Path(cache_dir) if cache_dir is not None else out / "feature_cache"
+    by_name = {"classnames": classnames, "aliases": class_aliases}
     inputs = Inputs(
         classnames,
         templates,
         out,
         cache_root,
-        syn_set=load_image_set(train, num_classes, flag="--in") if train else None,
-        eval_set=load_image_set(eval_data, num_classes, flag="--eval"),
+        syn_set=load_image_set(train, num_classes, flag="--in", **by_name) if train else None,
+        eval_set=load_image_set(eval_data, num_classes, flag="--eval", **by_name),
     )
     if few_shot is not None:
         assert cfg.shots is not None
-        inputs.real_set = load_image_set(few_shot, num_classes, flag="--few-shot")
+        inputs.real_set = load_image_set(few_shot, num_classes, flag="--few-shot", **by_name)
         inputs.real_idx = sample_few_shot(inputs.real_set.labels, cfg.shots, cfg.seed, num_classes)
     return inputs

@@ -30,7 +30,7 @@ RECIPES: dict[str, dict[str, Any]] = {"smoke": {"smoke": True}, "paper": {"size"
 class GenerateConfig:
     """Everything ``synth-generate`` takes. ``None`` means "the default for this run" (see :meth:`resolved`)."""
 
-    out: str = option(help="output shard directory (created if missing)")
+    out: str = option(help="output shard directory (created if missing) or s3:// / gs:// URL")
     images_per_prompt: int = option(1, help="images made per prompt (replicates)")
     size: int = option(64, help="64 (the base model) or 256 (base + upsampler)", choices=(64, 256))
     guidance: float = option(3.0, help="classifier-free guidance scale")
@@ -123,11 +123,6 @@ def _check(c: GenerateConfig, *, given_format: str, given_dtype: str | None) -> 
         (c.shots is None or c.shots >= 1, f"--shots must be >= 1, got {c.shots}"),
         (c.sampler in SAMPLERS, f"--sampler must be one of {', '.join(SAMPLERS)}, got {c.sampler!r}"),
         (c.dtype is None or c.dtype in DTYPES, f"--precision must be auto, fp32, fp16 or bf16, got {given_dtype!r}"),
-        (
-            "://" not in c.out,
-            f"--out {c.out}: only local directories are supported (resume needs atomic renames); "
-            "write to a local or mounted path and copy the shards afterwards",
-        ),
     ]
     for ok, message in checks:
         if not ok:

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-import re
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
+from synthdata.diffusion.runner import _outdir
 from synthdata.diffusion.runner._config import GenerateConfig
+from synthdata.diffusion.runner._outdir import PLAN_FILE, PRODUCER
 from synthdata.diffusion.runner._plan import (
     PLAN_ORDER,
     PlannedShard,
@@ -33,28 +32,12 @@ from synthdata.diffusion.runner._plan import (
 from synthdata.diffusion.runner._refs import Reference, load_references, scaled_start_step
 from synthdata.diffusion.runner._summary import RunSummary, finish_rank, run_identity, start_rank
 from synthdata.diffusion.runner.errors import GenerateError
-from synthdata.shards import (
-    DATASET_JSON,
-    DatasetInfo,
-    DatasetInfoError,
-    OutputDirError,
-    Sample,
-    WorkSplit,
-    plan_resume,
-    read_dataset_json,
-    sidecar_path,
-    work_split,
-    write_dataset_json,
-    write_shard,
-)
-from synthdata.shards.atomic import atomic_write_json
+from synthdata.shards import DatasetInfo, Sample, WorkSplit, storage, work_split, write_shard
 from synthdata.shards.encoding import encode_image
 
 log = logging.getLogger(__name__)
 
-PLAN_FILE = ".synth-generate.json"
-PLAN_SCHEMA = "synthdata.generate-plan/1"
-PRODUCER = "synth-generate"
+__all__ = ["PLAN_FILE", "PRODUCER", "Pipeline", "build_pipeline", "default_device", "run_generation"]
 
 
 class Pipeline(Protocol):
@@ -133,87 +116,6 @@ def _steps(pipe: Pipeline, role: str, respacing: str, flag: str) -> int:
         return int(pipe.diffusion(role, respacing).num_timesteps)
     except ValueError as exc:
         raise GenerateError(f"{flag} {respacing!r}: {exc}") from exc
-
-
-# ------------------------------------------------------------------------------------------ files
-def _prepare_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise OutputDirError(f"--out {out} exists and is not a directory; choose another --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputDirError(f"cannot create --out {out}: {exc.strerror}; choose a writable path") from exc
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise OutputDirError(f"--out {out} is not writable; fix its permissions or choose another directory")
-
-
-def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out: list[str] = []
-        for k in sorted(set(old) | set(new)):
-            out += _diff(old.get(k), new.get(k), f"{prefix}{k}.")
-        return out
-    return [] if old == new else [f"{prefix[:-1]}: {old!r} -> {new!r}"]
-
-
-def check_plan_file(out: Path, fingerprint: dict[str, Any]) -> None:
-    """Refuse to resume into a directory generated with other image settings; record them for next time."""
-    path = out / PLAN_FILE
-    if path.exists():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))["fingerprint"]
-        except (OSError, ValueError, KeyError, TypeError):
-            log.warning("%s is unreadable; replacing it", path)
-        else:
-            changes = _diff(old, fingerprint)
-            if changes:
-                raise GenerateError(
-                    f"--out {out} holds shards generated with other settings ({'; '.join(changes[:4])}); "
-                    "rerun with the original settings to resume, or choose a new --out"
-                )
-            return
-    atomic_write_json(path, {"schema": PLAN_SCHEMA, "producer": PRODUCER, "fingerprint": fingerprint})
-
-
-def _sidecar(shard: Path) -> dict[str, Any] | None:
-    try:
-        obj = json.loads(sidecar_path(shard).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def _remove_shard(shard: Path) -> None:
-    for f in (sidecar_path(shard), shard):  # sidecar first: it is what marks completeness
-        with contextlib.suppress(FileNotFoundError):
-            f.unlink()
-
-
-def _all_complete(out: Path, shards: Sequence[PlannedShard]) -> bool:
-    """Every planned shard has its sidecar with the planned keys and a tar of the recorded size."""
-    for s in shards:
-        side = _sidecar(out / s.name)
-        if side is None or side.get("keys") != s.keys:
-            return False
-        try:
-            if (out / s.name).stat().st_size != side.get("bytes"):
-                return False
-        except FileNotFoundError:
-            return False
-    return True
-
-
-def _prune_beyond(out: Path, prefix: str, n_shards: int) -> list[str]:
-    """Remove shards of an earlier, larger plan (e.g. before ``--images-per-prompt`` was lowered)."""
-    pattern = re.compile(rf"^{re.escape(prefix)}-000-(\d{{6,}})(\.tar|\.idx\.json)$")
-    removed = []
-    for p in sorted(out.iterdir(), key=lambda p: not p.name.endswith(".idx.json")):
-        m = pattern.match(p.name)
-        if m and int(m.group(1)) >= n_shards:
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
-                removed.append(p.name)
-    return removed
 
 
 # ------------------------------------------------------------------------------------------ the run
@@ -298,7 +200,7 @@ def _encode(images: torch.Tensor, fmt: str, quality: int | None, keys: list[str]
 
 
 def _write_planned_shard(
-    job: _Job, out: Path, shard: PlannedShard, pool: ThreadPoolExecutor, bar: Any
+    job: _Job, out: str, shard: PlannedShard, pool: ThreadPoolExecutor, bar: Any
 ) -> None:
     """Generate a shard's items in batches (prompts mixed), encode them off the main thread, write it."""
     cfg = job.cfg
@@ -312,7 +214,8 @@ def _write_planned_shard(
     samples = (
         Sample(it.key, data[i], it.prompt.class_index, job.meta(it)) for i, it in enumerate(shard.items)
     )
-    write_shard(out / shard.name, samples, image_format=cfg.image_format, quality=cfg.quality)
+    # A URL: written to a local temp folder, uploaded and checked, then its sidecar (write_shard).
+    write_shard(storage.join(out, shard.name), samples, image_format=cfg.image_format, quality=cfg.quality)
 
 
 def _progress(total: int, initial: int, split: WorkSplit, enabled: bool) -> Any:
@@ -347,9 +250,8 @@ def run_generation(
     cfg = config.resolved()
     prompt_list: list[Prompt] = normalise_prompts(prompts, prompts_source)
     class_names = class_list(prompt_list, classes)
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise OutputDirError(f"--out {out} exists and is not a directory; choose another --out")
+    out = cfg.out if storage.is_url(cfg.out) else str(storage.local_path(cfg.out))
+    _outdir.check_location(out)
     if split is None:
         try:
             split = work_split()
@@ -362,13 +264,14 @@ def run_generation(
         largest = max((len(s.items) for s in shards), default=1)
         pipeline = build_pipeline(cfg, batch_size=min(cfg.batch_size, largest))
     job = _make_job(cfg, pipeline, prompt_list, class_names)
-    _prepare_out(out)  # only now: bad settings or references leave no directory behind
     fingerprint, config_json = _describe_run(job, prompt_list, class_names, len(items), len(shards))
-    check_plan_file(out, fingerprint)
-    _drop_stale_dataset_json(out, len(items), fingerprint)
+    _outdir.check_producer(out)
+    _outdir.prepare(out)  # only now: bad settings or references leave no directory behind
+    _outdir.check_plan_file(out, fingerprint)
+    _outdir.drop_stale_dataset_json(out, len(items), fingerprint)
 
     mine = split.take(shards)
-    complete, todo = _resume(out, mine)
+    complete, todo = _outdir.resume(out, mine)
     resumed_images = sum(len(s.items) for s in mine if s.name in complete)
     log.info(
         "rank %d/%d (%s): %d of %d shards are mine, %d complete, %d to do; %d images to generate on %s",
@@ -383,9 +286,12 @@ def run_generation(
         generated = _write_shards(job, out, todo, bar)
     seconds = time.perf_counter() - t0
 
-    done = _all_complete(out, shards)
+    done = _outdir.all_complete(out, shards)
     if done:
-        _finish_dataset(out, cfg, class_names, config_json, len(shards))
+        info = DatasetInfo(
+            classes=class_names, name=cfg.name or _outdir.dir_name(out), producer=PRODUCER, config=config_json
+        )
+        _outdir.finish_dataset(out, info, cfg.prefix, len(shards))
     summary = RunSummary(
         rank=split.rank,
         world_size=split.world_size,
@@ -396,7 +302,7 @@ def run_generation(
         images_resumed=resumed_images,
         seconds=seconds,
         dataset_complete=done,
-        out=str(out),
+        out=out,
         started=started,
         finished=started + seconds,
     )
@@ -452,19 +358,7 @@ def _describe_run(
     return fingerprint, config_json
 
 
-def _resume(out: Path, mine: Sequence[PlannedShard]) -> tuple[set[str], list[PlannedShard]]:
-    """(names of this rank's complete shards, the shards to write); a complete shard from another plan
-    (e.g. more images per prompt) is removed and redone."""
-    complete = set(plan_resume(out, [s.name for s in mine]).complete)
-    for s in mine:
-        if s.name in complete and (_sidecar(out / s.name) or {}).get("keys") != s.keys:
-            log.info("%s holds other keys than planned; redoing it", s.name)
-            _remove_shard(out / s.name)
-            complete.discard(s.name)
-    return complete, [s for s in mine if s.name not in complete]
-
-
-def _write_shards(job: _Job, out: Path, todo: Sequence[PlannedShard], bar: Any) -> int:
+def _write_shards(job: _Job, out: str, todo: Sequence[PlannedShard], bar: Any) -> int:
     """Write the shards to do (images encoded on two threads); return how many images were generated."""
     generated = 0
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="encode") as pool:
@@ -477,41 +371,3 @@ def _write_shards(job: _Job, out: Path, todo: Sequence[PlannedShard], bar: Any) 
 def describe_device(pipe: Pipeline) -> str:
     d = pipe.describe()
     return f"{d.get('device', '?')} ({d.get('dtype', '?')})"
-
-
-def _drop_stale_dataset_json(out: Path, n_items: int, fingerprint: dict[str, Any]) -> None:
-    """A ``dataset.json`` describing another plan (fewer or more items) is removed while this one runs, so
-    the directory never claims to be complete for the wrong plan."""
-    if not (out / DATASET_JSON).exists():
-        return
-    try:
-        info = read_dataset_json(out)
-    except DatasetInfoError:
-        info = None
-    if info is not None and info.producer != PRODUCER:
-        raise GenerateError(
-            f"--out {out} holds a dataset made by {info.producer or 'another tool'}; choose a new --out"
-        )
-    if info is None or info.config.get("items") != n_items or info.config.get("fingerprint") != fingerprint:
-        with contextlib.suppress(FileNotFoundError):
-            (out / DATASET_JSON).unlink()
-
-
-def _finish_dataset(
-    out: Path, cfg: GenerateConfig, classes: list[str], config_json: dict[str, Any], n_shards: int
-) -> None:
-    removed = _prune_beyond(out, cfg.prefix, n_shards)
-    if removed:
-        log.info("removed %d files of an earlier, larger plan: %s", len(removed), ", ".join(removed[:4]))
-    with contextlib.suppress(DatasetInfoError):
-        old = read_dataset_json(out)
-        if old.producer == PRODUCER and _same_run(old.config, config_json):
-            return  # another rank (or an earlier run) already described this exact dataset
-    write_dataset_json(
-        out, DatasetInfo(classes=classes, name=cfg.name or out.name, producer=PRODUCER, config=config_json)
-    )
-    log.info("all %d shards complete; wrote %s", n_shards, out / DATASET_JSON)
-
-
-def _same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return a.get("fingerprint") == b.get("fingerprint") and a.get("items") == b.get("items")

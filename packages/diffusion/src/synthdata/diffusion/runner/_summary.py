@@ -1,10 +1,11 @@
 """Run summaries: one file per rank in ``--out``, merged into ``summary.json`` once every rank's is there.
 
-The ranks never communicate, so the merge goes through the shared directory: each rank writes its own
-``summary-rank-RRR-of-WWW.json`` (atomically) when it finishes, then looks for all ``W`` of them with the same
-run identity; if they are all there it writes the merged ``summary.json`` (atomically). Whichever rank
-finishes last sees every file and writes it. Two ranks finishing together may both write it; the content
-depends only on the rank files, so both writes are the same bytes.
+The ranks never communicate, so the merge goes through the shared directory (a local folder or a directory
+URL): each rank writes its own ``summary-rank-RRR-of-WWW.json`` (atomically: temp file and rename locally, one
+PUT remotely) when it finishes, then reads all ``W`` of them (one batched request remotely); if all have its
+run identity it writes the merged ``summary.json``. Whichever rank finishes last sees every file and writes
+it. Two ranks finishing together may both write it; the content depends only on the rank files, so both
+writes are the same bytes (no lock needed, locally or on an object store, where the last PUT wins).
 
 The run identity is the plan (settings fingerprint, items, shards), the world size and the launcher's job id
 where there is one (``SLURM_JOB_ID``/``SLURM_STEP_ID``, torchrun's ``TORCHELASTIC_RUN_ID``). Each rank
@@ -14,7 +15,6 @@ merged while its rank has not started yet (and is replaced once that rank finish
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -24,8 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from synthdata.shards import OutputDirError
-from synthdata.shards.atomic import atomic_write_json
+from synthdata.shards import OutputDirError, storage
 
 log = logging.getLogger(__name__)
 
@@ -108,22 +107,27 @@ def run_identity(fingerprint: Mapping[str, Any], items: int, shards: int, world_
     }
 
 
-def _read(path: Path) -> dict[str, Any] | None:
+def _parse(data: bytes | None) -> dict[str, Any] | None:
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        obj = json.loads(data) if data is not None else None
+    except ValueError:
         return None
     return obj if isinstance(obj, dict) else None
 
 
-def start_rank(out: Path, rank: int, identity: Mapping[str, Any]) -> None:
+def _read(location: str) -> dict[str, Any] | None:
+    try:
+        return _parse(storage.read_bytes(location))
+    except OSError:
+        return None
+
+
+def start_rank(out: str | os.PathLike[str], rank: int, identity: Mapping[str, Any]) -> None:
     """At a rank's start: remove its own file of an earlier launch and a merged summary of another run."""
-    with contextlib.suppress(FileNotFoundError):
-        (out / rank_summary_name(rank, identity["world_size"])).unlink()
-    merged = _read(out / SUMMARY_JSON)
+    storage.remove(storage.join(out, rank_summary_name(rank, identity["world_size"])))
+    merged = _read(storage.join(out, SUMMARY_JSON))
     if merged is not None and merged.get("run") != dict(identity):
-        with contextlib.suppress(FileNotFoundError):
-            (out / SUMMARY_JSON).unlink()
+        storage.remove(storage.join(out, SUMMARY_JSON))
 
 
 def merge(ranks: list[dict[str, Any]], identity: Mapping[str, Any]) -> dict[str, Any]:
@@ -169,22 +173,27 @@ def run_line(merged: Mapping[str, Any]) -> str:
     )
 
 
-def finish_rank(out: Path, summary: RunSummary, identity: Mapping[str, Any]) -> Path | None:
+def finish_rank(
+    out: str | os.PathLike[str], summary: RunSummary, identity: Mapping[str, Any]
+) -> Path | str | None:
     """Write this rank's summary; if every rank of the run has written its own, write the merged
-    ``summary.json`` and return its path. A failed write is logged, never raised: the shards are done."""
+    ``summary.json`` and return where (a Path, or the URL for a remote ``out``). A failed write is logged,
+    never raised: the shards are done."""
     world = summary.world_size
     record = {"schema": RANK_SCHEMA, "run": dict(identity)} | summary.to_json()
     try:
-        atomic_write_json(out / rank_summary_name(summary.rank, world), record)
+        storage.write_json(storage.join(out, rank_summary_name(summary.rank, world)), record)
+        names = [storage.join(out, rank_summary_name(r, world)) for r in range(world)]
         ranks = []
-        for r in range(world):
-            obj = _read(out / rank_summary_name(r, world))  # own one too: every writer merges the same bytes
+        for r, data in enumerate(storage.read_many(names).values()):  # own one too: all merge the same bytes
+            obj = _parse(data)
             if obj is None or obj.get("run") != record["run"] or obj.get("rank") != r:
                 return None  # that rank has not finished this run yet: it will merge when it does
             ranks.append(obj)
-        path = atomic_write_json(out / SUMMARY_JSON, merge(ranks, identity))
+        location = storage.join(out, SUMMARY_JSON)
+        storage.write_json(location, merge(ranks, identity))
     except (OSError, OutputDirError, KeyError, TypeError) as exc:
         log.warning("could not write the run summary in %s: %s", out, exc)
         return None
-    log.info("all %d ranks finished; wrote %s", world, path)
-    return path
+    log.info("all %d ranks finished; wrote %s", world, location)
+    return location if storage.is_url(location) else Path(location)
