@@ -99,6 +99,7 @@ def test_class_list_gaps_and_explicit_list():
         ({"batch_size": 0}, "--batch-size"),
         ({"image_format": "gif"}, "--format"),
         ({"shots": 2}, "go together"),
+        ({"reference_preprocessing": "stretch"}, "center-crop or shorter-side-64, got 'stretch'"),
         ({"quality": 0}, "--quality"),
     ],
 )

@@ -19,11 +19,19 @@ DTYPES = ("float32", "float16", "bfloat16")
 #: ``--precision`` names of the dtypes (the vocabulary of every command).
 PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 SAMPLERS = ("auto", "exact", "fast")  # auto: fast on CUDA, exact elsewhere
+#: How Real Guidance references become the pipeline's input (see ``_refs.py``): ``center-crop``, the centre
+#: square (the pipeline then resizes it to 64 px); ``shorter-side-64``, the official code's
+#: ``Resize(64, BICUBIC)``: shorter side to 64 px, no crop.
+REFERENCE_PREPROCESSING = ("center-crop", "shorter-side-64")
 
 
 #: Named settings over the defaults below (``default``): ``smoke`` for tiny random models on the CPU,
-#: ``paper`` for the paper's 256 px images (base model, then the upsampler).
-RECIPES: dict[str, dict[str, Any]] = {"smoke": {"smoke": True}, "paper": {"size": 256}}
+#: ``paper`` for the paper's 256 px images (base model, then the upsampler) and the official code's Real
+#: Guidance references (shorter side resized to 64 px, not cropped).
+RECIPES: dict[str, dict[str, Any]] = {
+    "smoke": {"smoke": True},
+    "paper": {"size": 256, "reference_preprocessing": "shorter-side-64"},
+}
 
 
 @dataclass(kw_only=True, slots=True)
@@ -53,6 +61,13 @@ class GenerateConfig:
         None, help="few-shot real images for Real Guidance: an ImageFolder (a folder per class)", concept="few_shot"
     )
     shots: int | None = option(None, help="reference images per class for Real Guidance (sets the start step)")
+    reference_preprocessing: str = option(
+        "center-crop",
+        help="Real Guidance references: center-crop (the centre square, resized to 64 px) or shorter-side-64 "
+        "(the official code: shorter side to 64 px, bicubic, no crop; a non-square result is then resized "
+        "to 64x64, see docs/generate.md)",
+        choices=REFERENCE_PREPROCESSING,
+    )
     device: str | None = option(None, help="torch device (default auto: cuda:LOCAL_RANK when available, else cpu)")
     dtype: str | None = option(
         None,
@@ -101,6 +116,8 @@ class GenerateConfig:
             "smoke": self.smoke,
             "shots": self.shots,
         }
+        if self.real_guidance is not None:
+            s["reference_preprocessing"] = self.reference_preprocessing
         if self.size == 256:
             s |= {"up_respacing": self.up_respacing, "upsample_temp": self.upsample_temp}
         return s
@@ -123,6 +140,11 @@ def _check(c: GenerateConfig, *, given_format: str, given_dtype: str | None) -> 
         (c.shots is None or c.shots >= 1, f"--shots must be >= 1, got {c.shots}"),
         (c.sampler in SAMPLERS, f"--sampler must be one of {', '.join(SAMPLERS)}, got {c.sampler!r}"),
         (c.dtype is None or c.dtype in DTYPES, f"--precision must be auto, fp32, fp16 or bf16, got {given_dtype!r}"),
+        (
+            c.reference_preprocessing in REFERENCE_PREPROCESSING,
+            f"reference_preprocessing must be {' or '.join(REFERENCE_PREPROCESSING)}, "
+            f"got {c.reference_preprocessing!r}",
+        ),
     ]
     for ok, message in checks:
         if not ok:

@@ -44,24 +44,58 @@ def _class_of(folder: str, classes: Sequence[str]) -> int | None:
     return slugs.index(_slug(folder)) if _slug(folder) in slugs else None
 
 
-def _square_rgb(path: Path) -> torch.Tensor:
-    """The image centre-cropped to a square, RGB uint8 (H, W, 3); the pipeline resizes it to 64 px."""
+#: The official code's reference size: ``torchvision.transforms.Resize(64, interpolation=BICUBIC)``.
+OFFICIAL_SHORTER_SIDE = 64
+
+
+def _center_crop(im: Image.Image) -> Image.Image:
+    """The centre square of the image, at its own resolution (the pipeline resizes it to 64 px)."""
+    w, h = im.size
+    s = min(w, h)
+    left, top = (w - s) // 2, (h - s) // 2
+    return im.crop((left, top, left + s, top + s))
+
+
+def _shorter_side(im: Image.Image, size: int = OFFICIAL_SHORTER_SIDE) -> Image.Image:
+    """The whole image with its shorter side resized to ``size`` (bicubic, aspect kept, no crop), sized as
+    torchvision's ``Resize(size)`` sizes it: the longer side is ``int(size * long / short)``."""
+    w, h = im.size
+    short, long = min(w, h), max(w, h)
+    new_short, new_long = size, int(size * long / short)
+    new = (new_short, new_long) if w <= h else (new_long, new_short)
+    return im if new == (w, h) else im.resize(new, Image.BICUBIC)
+
+
+_PREPROCESS = {"center-crop": _center_crop, "shorter-side-64": _shorter_side}
+
+
+def reference_pixels(path: Path, preprocessing: str = "center-crop") -> torch.Tensor:
+    """A reference image as RGB uint8 (H, W, 3), after ``preprocessing`` (``center-crop`` or
+    ``shorter-side-64``); the pipeline resizes whatever is not 64x64 to 64x64 (bicubic)."""
+    try:
+        prepare = _PREPROCESS[preprocessing]
+    except KeyError:
+        raise GenerateError(
+            f"reference preprocessing {preprocessing!r} is unknown; use {' or '.join(_PREPROCESS)}"
+        ) from None
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
-            w, h = im.size
-            s = min(w, h)
-            left, top = (w - s) // 2, (h - s) // 2
-            arr = np.asarray(im.crop((left, top, left + s, top + s)), dtype=np.uint8)
+            arr = np.asarray(prepare(im.convert("RGB")), dtype=np.uint8)
     except (UnidentifiedImageError, OSError) as exc:
         raise GenerateError(f"reference image {path} cannot be read ({exc}); remove or replace it") from exc
     return torch.from_numpy(arr.copy())
 
 
 def load_references(
-    root: str | os.PathLike[str], classes: Sequence[str], shots: int, needed: Sequence[int]
+    root: str | os.PathLike[str],
+    classes: Sequence[str],
+    shots: int,
+    needed: Sequence[int],
+    *,
+    preprocessing: str = "center-crop",
 ) -> dict[int, list[Reference]]:
-    """The first ``shots`` images (sorted by name) of each class in ``needed``, from ``root/<class folder>/``."""
+    """The first ``shots`` images (sorted by name) of each class in ``needed``, from ``root/<class folder>/``,
+    as :func:`reference_pixels` prepares them."""
     root = Path(root)
     if not root.is_dir():
         raise GenerateError(
@@ -98,7 +132,9 @@ def load_references(
             )
         refs[idx] = [
             Reference(
-                p.relative_to(root).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest(), _square_rgb(p)
+                p.relative_to(root).as_posix(),
+                hashlib.sha256(p.read_bytes()).hexdigest(),
+                reference_pixels(p, preprocessing),
             )
             for p in files[:shots]
         ]

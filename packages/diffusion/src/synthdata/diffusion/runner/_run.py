@@ -163,6 +163,7 @@ class _Job:
                 "sha256": ref.sha256,
                 "shot": item.shot,
                 "shots": cfg.shots,
+                "preprocessing": cfg.reference_preprocessing,
                 "start_step": self.start_step,
                 "paper_start_step": self.paper_start_step,
             }
@@ -321,7 +322,13 @@ def _make_job(cfg: GenerateConfig, pipe: Pipeline, prompts: Sequence[Prompt], cl
         from synthdata.diffusion.sampling import real_guidance_start_step
 
         assert cfg.shots is not None
-        refs = load_references(cfg.real_guidance, class_names, cfg.shots, [p.class_index for p in prompts])
+        refs = load_references(
+            cfg.real_guidance,
+            class_names,
+            cfg.shots,
+            [p.class_index for p in prompts],
+            preprocessing=cfg.reference_preprocessing,
+        )
         paper_k = real_guidance_start_step(cfg.shots)
         start_step = scaled_start_step(paper_k, base_steps)
     digests = dict(pipe.model_digests())
