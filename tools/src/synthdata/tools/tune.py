@@ -4,12 +4,15 @@ Builds CLIP's zero-shot head from class names and templates, evaluates it, tunes
 features (or end to end with --finetune), evaluates the tuned head and a WiSE-FT sweep, and writes
 results.jsonl, the heads (safetensors), confusion.png, config.json, train_log.jsonl and a per-epoch
 checkpoint.pt (rerun the same command to resume after an interruption) to --out.
-Defaults are the paper's recipe; see docs/tune.md.
+Defaults are the paper's recipe as its README writes it; --recipe paper is the official code as it ran
+(its head text, batches, schedule and best-epoch report; docs/reproduce.md). --print-head-text prints the
+zero-shot head's class names and templates as JSON and exits.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -30,11 +33,11 @@ def build_command() -> Command:
     g = cmd.group("data")
     cmd.add("src", group=g, type=location("--in"), action="append", default=[], metavar="SHARDS",
             help="synthetic shard directory to tune on (repeatable; all share one class list)")
-    cmd.add("eval", group=g, type=location("--eval"), required=True, dest="eval_dir")
+    cmd.add("eval", group=g, type=location("--eval"), default=None, dest="eval_dir")
     cmd.add("few_shot", group=g, type=location("--few-shot"), default=None,
             help="real training data (ImageFolder or shards) for the few-shot setting; needs --shots")
     cmd.add_fields(TuneConfig, group=g, only=["shots"])
-    cmd.add("out", group=g, type=local("--out", what="a local directory"), required=True,
+    cmd.add("out", group=g, type=local("--out", what="a local directory"), default=None,
             help="output directory (results.jsonl is appended)")
     cmd.add("feature_cache", group=g, type=local("--feature-cache"), default=None,
             help="feature cache directory (default OUT/feature_cache; shareable between runs)")
@@ -49,6 +52,9 @@ def build_command() -> Command:
     cmd.add("classes_file", group=how, type=local("--classes"), default=None)
     cmd.add("templates_file", group=g, type=local("--templates"), default=None,
             help="CLIP templates, one a line with '{}' for the class (default: the data set's, else generic ones)")
+    cmd.add("print_head_text", group=g, action="store_true", default=False,
+            help='print the zero-shot head\'s text as JSON ({"class_names": [...], "templates": [...]}) for the '
+            "classes and --recipe given, and exit (needs no --eval or --out)")
     cmd.add_fields(TuneConfig, group=cmd.group("model"), only=_MODEL)
     cmd.add_fields(TuneConfig, group=cmd.group("optimisation (defaults: the paper's recipe)"),
                    exclude=[*_MODEL, "shots", "use_cache"])
@@ -67,7 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve_classes(args: argparse.Namespace) -> tuple[list[str], list[str], str]:
     """Class names, templates, and where they came from."""
+    classnames, templates, origin, _ = resolve_head(args)
+    return classnames, templates, origin
+
+
+def resolve_head(args: argparse.Namespace) -> tuple[list[str], list[str], str, list[list[str]] | None]:
+    """The zero-shot head's class names and templates for ``args.recipe``, where they came from, and the
+    other names of each class its ImageFolder folders may have (None: the class names only).
+
+    A built-in data set (``--dataset``, or shards whose classes are exactly its) has its text by recipe
+    (:func:`synthdata.prompts.head_text`: the registry's, or the official code's with ``--recipe paper``);
+    ``--templates`` replaces the templates whatever the recipe.
+    """
     from synthdata.clip import DEFAULT_TEMPLATES
+    from synthdata.prompts import folder_names, get_dataset, head_text
     from synthdata.prompts.classes import resolve_classes as resolve
 
     if args.classes_from_shards and not args.src:
@@ -76,13 +95,27 @@ def resolve_classes(args: argparse.Namespace) -> tuple[list[str], list[str], str
         dataset=args.dataset,
         classes_file=args.classes_file,
         shards=args.src[0] if args.classes_from_shards else None,
-        templates_file=args.templates_file,
     )
-    return list(source.classnames), source.templates_or(DEFAULT_TEMPLATES), source.origin
+    classnames, templates, origin = list(source.classnames), source.templates_or(DEFAULT_TEMPLATES), source.origin
+    aliases = None
+    if source.dataset is not None and source.classnames == get_dataset(source.dataset).classnames:
+        classnames, templates = head_text(source.dataset, args.recipe or "default")
+        aliases = folder_names(source.dataset)
+        if args.recipe == "paper":
+            origin = f"{origin}, the official code's head text (--recipe paper)"
+    if args.templates_file is not None:
+        from synthdata.prompts.classes import read_templates
+
+        templates = read_templates(args.templates_file)
+        origin = f"{origin}, templates from {args.templates_file}"
+    return classnames, templates, origin, aliases
 
 
 def check_inputs(args: argparse.Namespace) -> None:
     """The usage and path checks that need no model: bad input is reported before torch is imported."""
+    missing = [flag for flag, value in (("--eval", args.eval_dir), ("--out", args.out)) if value is None]
+    if missing:
+        raise ValueError(f"the following arguments are required: {', '.join(missing)} (or --print-head-text)")
     if (args.few_shot is None) != (args.shots is None):
         raise ValueError("--few-shot DIR and --shots K go together")
     if not args.src and args.few_shot is None:
@@ -106,7 +139,7 @@ def _body(cmd: Command, args: argparse.Namespace) -> int:
     from synthdata.tune import run_tuning
 
     cfg = cmd.build(TuneConfig, args, RECIPES)
-    classnames, templates, source = resolve_classes(args)
+    classnames, templates, source, aliases = resolve_head(args)
     log.info("%d classes from %s; %d templates", len(classnames), source, len(templates))
     record = run_tuning(
         cfg,
@@ -118,6 +151,7 @@ def _body(cmd: Command, args: argparse.Namespace) -> int:
         few_shot=args.few_shot,
         cache_dir=Path(args.feature_cache) if args.feature_cache else None,
         resume=not args.fresh,
+        class_aliases=aliases,
     )
     wise = record["wise_ft_best"]
     print(
@@ -125,6 +159,12 @@ def _body(cmd: Command, args: argparse.Namespace) -> int:
         f"  (WiSE-FT best alpha {wise['alpha']:g}: {100 * wise['top1']:.2f}%; "
         f"{record['steps']} steps, {record['timings']['total_s']:.1f}s)"
     )
+    best = record.get("best_epoch_top1")
+    if best is not None:
+        print(
+            f"final epoch top-1 {100 * record['top1']:.2f}%; best epoch {best['epoch']} top-1 {100 * best['top1']:.2f}%"
+            " (selected on the test set, as the official code reports it)"
+        )
     print(f"wrote {Path(args.out) / 'results.jsonl'} and heads, confusion.png, config.json, train_log.jsonl")
     return 0
 
@@ -135,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
 
     def body() -> int:
+        if args.print_head_text:
+            classnames, templates, _, _ = resolve_head(args)
+            print(json.dumps({"class_names": classnames, "templates": templates}, ensure_ascii=False))
+            return 0
         check_inputs(args)  # before torch is imported: a wrong path answers at once
         from synthdata.clip import WeightsUnavailableError
         from synthdata.shards import ShardError

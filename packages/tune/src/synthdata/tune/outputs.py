@@ -115,3 +115,26 @@ def training_record(train_log: Sequence[dict], *, resumed_from: int, run_id: str
         "run_id": run_id,
         "final_train_loss": rounded(train_log[-1]["loss"]) if train_log else None,
     }
+
+
+def epoch_scores_record(train_log: Sequence[dict]) -> dict[str, Any]:
+    """With ``eval_every_epoch``: every epoch's test top-1 and the best of them, labelled as chosen on the
+    test set (the number the official code reports; ``top1`` stays the last epoch's); else nothing.
+
+    Ties go to the earliest epoch, as the official ``if val_acc > best_acc``. Epochs trained before the
+    setting was turned on (a resumed run) have no score and are left out of the best (``epochs_scored``).
+    """
+    scored = [(r["epoch"], r["test_top1"]) for r in train_log if r.get("test_top1") is not None]
+    if not scored:
+        return {}
+    epoch, top1 = max(scored, key=lambda er: (er[1], -er[0]))
+    return {
+        "epoch_top1": [rounded(r.get("test_top1")) for r in train_log],
+        "best_epoch_top1": {
+            "top1": rounded(top1),
+            "epoch": epoch,
+            "selected_on": "test set",
+            "epochs_scored": len(scored),
+            "note": "the best epoch picked by its test accuracy, as the official code reports; top1 is the last epoch's",
+        },
+    }

@@ -49,6 +49,7 @@ from synthdata.tune.outputs import (
     ZEROSHOT_HEAD_FILE,
     config_json,
     data_summary,
+    epoch_scores_record,
     output_files,
     scores_record,
     training_record,
@@ -72,7 +73,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # Settings that do not change the trained weights, so a run may resume with other values for them.
-_NOT_IN_RUN_ID = ("device", "wise_alphas", "feature_batch_size", "workers", "use_cache")
+_NOT_IN_RUN_ID = ("device", "wise_alphas", "feature_batch_size", "workers", "use_cache", "eval_every_epoch")
+# Settings added later, in the run id only when set, so runs that leave them unset keep their run id.
+_IN_RUN_ID_WHEN_SET = ("frozen_few_shot_batch",)
 
 
 def run_tuning(
@@ -254,6 +257,7 @@ class TuningRun:
                 device=self.bundle.device,
                 checkpoint=self.checkpoint,
                 on_epoch=epoch_done,
+                evaluate_epoch=self._epoch_scorer(head, self.features.eval.features),
             )
             trained = Trained(head, rows)
         write_jsonl(log_path, trained.log)
@@ -280,12 +284,33 @@ class TuningRun:
                 real_labels=real_labels,
                 checkpoint=self.checkpoint,
                 on_epoch=on_epoch,
+                evaluate_epoch=self._epoch_scorer(head, None),
             )
             tuned = _state_copy(visual)
         finally:
             # The bundle (perhaps the caller's) gets its frozen weights back, even from a failed run.
             visual.load_state_dict(frozen)
         return Trained(head, rows, frozen, tuned)
+
+    def _epoch_scorer(self, head: ClassifierHead, features: torch.Tensor | None) -> Callable[[], float] | None:
+        """With ``cfg.eval_every_epoch``, the test top-1 of ``head`` as it is now, on the cached test
+        ``features`` (None: the test set encoded again by the encoder as it is now, for fine-tuning)."""
+        if not self.cfg.eval_every_epoch:
+            return None
+        labels, num_classes = self.features.eval.labels, self.inputs.num_classes
+
+        def score() -> float:
+            feats = features
+            if feats is None:
+                feats, _ = encode_images(
+                    self.bundle, self.inputs.eval_set, batch_size=self.cfg.feature_batch_size, workers=self.cfg.workers
+                )
+            device = next(head.parameters()).device
+            with torch.no_grad():
+                logits = head(feats.to(device)).cpu()
+            return evaluate_logits(logits, labels, num_classes).top1
+
+        return score
 
     def evaluate(self, trained: Trained) -> Scores:
         """The tuned head on the test set and the WiSE-FT sweep between the zero-shot and tuned weights
@@ -393,6 +418,7 @@ class TuningRun:
             "classes": inputs.classnames,
             "num_templates": len(inputs.templates),
             **scores_record(self.features.zs_eval, scores.tuned, scores.wise, scores.best_alpha),
+            **epoch_scores_record(trained.log),
             **training_record(trained.log, resumed_from=self.resumed_from, run_id=self.checkpoint.run_id),
             "feature_cache": self.features.use,
             "bn_calibration": self.bn_info,
@@ -484,7 +510,11 @@ def _open_checkpoint(out: Path, identity: dict[str, Any], *, resume: bool) -> tu
 
 def _run_identity(cfg: TuneConfig, bundle: ClipBundle, encoder: str, inputs: Inputs) -> dict[str, Any]:
     """Everything that decides the trained weights (its digest is the run id, see :class:`Checkpoint`)."""
-    config = {k: v for k, v in cfg.to_json().items() if k not in _NOT_IN_RUN_ID}
+    config = {
+        k: v
+        for k, v in cfg.to_json().items()
+        if k not in _NOT_IN_RUN_ID and not (k in _IN_RUN_ID_WHEN_SET and v is None)
+    }
     syn_set, real_set, real_idx = inputs.syn_set, inputs.real_set, inputs.real_idx
     identity = {
         "config": config,

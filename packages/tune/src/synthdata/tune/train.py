@@ -27,7 +27,7 @@ from synthdata.shards import item_seed
 from synthdata.tune.checkpoint import Checkpoint
 from synthdata.tune.config import TuneConfig
 from synthdata.tune.losses import cross_entropy, tuning_loss
-from synthdata.tune.schedule import cosine_scheduler, warmup_steps_for
+from synthdata.tune.schedule import cosine_scheduler, restarting_cosine_scheduler, warmup_steps_for
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +82,24 @@ def run_loop(
     checkpoint: Checkpoint | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     set_train_mode: Callable[[], None] | None = None,
+    schedule_steps_per_epoch: int | None = None,
+    evaluate_epoch: Callable[[], float] | None = None,
 ) -> list[dict]:
     """The optimisation loop shared by both modes; returns one log row per epoch.
 
     With ``checkpoint``, a saved state is loaded first (the ``modules``' weights, optimiser, schedule, rows)
     and training continues after its epoch; the state is saved after every epoch, before ``on_epoch``.
+    ``schedule_steps_per_epoch``: size the cosine for that many steps an epoch instead of the steps run
+    (:func:`~synthdata.tune.schedule.restarting_cosine_lr`). ``evaluate_epoch``: called after each epoch,
+    its value (the test set's top-1) stored in the row as ``test_top1`` before the state is saved.
     """
     optimizer = torch.optim.AdamW(params, lr=cfg.resolved_lr(), weight_decay=cfg.weight_decay)
     total = cfg.epochs * steps_per_epoch
-    scheduler = cosine_scheduler(optimizer, total, warmup_steps_for(cfg.warmup_epochs, steps_per_epoch))
+    if schedule_steps_per_epoch is None:
+        scheduler = cosine_scheduler(optimizer, total, warmup_steps_for(cfg.warmup_epochs, steps_per_epoch))
+    else:
+        warmup = warmup_steps_for(cfg.warmup_epochs, schedule_steps_per_epoch)
+        scheduler = restarting_cosine_scheduler(optimizer, steps_per_epoch, schedule_steps_per_epoch, cfg.epochs, warmup)
     rows: list[dict] = []
     start_epoch = step = 0
     state = checkpoint.load() if checkpoint is not None else None
@@ -112,6 +121,9 @@ def run_loop(
         if set_train_mode is not None:
             set_train_mode()
         row = _train_epoch(cfg, epoch, step, epoch_batches(epoch), forward, params, optimizer, scheduler)
+        if evaluate_epoch is not None:
+            row["test_top1"] = evaluate_epoch()
+            log.info("epoch %d/%d  test top-1 %.4f", epoch + 1, cfg.epochs, row["test_top1"])
         rows.append(row)
         step = row["step"]
         log.info(
@@ -242,10 +254,12 @@ def train_head_on_features(
     device: str | torch.device = "cpu",
     checkpoint: Checkpoint | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    evaluate_epoch: Callable[[], float] | None = None,
 ) -> list[dict]:
     """Train ``head`` in place on cached features.
 
-    ``syn = (features, labels, zero-shot logits)``, ``real = (features, labels)``; either may be None.
+    ``syn = (features, labels, zero-shot logits)``, ``real = (features, labels)``; either may be None. The
+    batch sizes and the schedule's length are :meth:`TuneConfig.feature_batches`'s.
     """
     device = torch.device(device)
     head.to(device).train()
@@ -253,17 +267,20 @@ def train_head_on_features(
     real_t = tuple(t.to(device) for t in real) if real is not None else None
     n_syn = len(syn_t[0]) if syn_t else 0
     n_real = len(real_t[0]) if real_t else 0
-    per_epoch = steps_per_epoch(cfg, n_syn, n_real)
+    syn_batch, real_batch, schedule_per_epoch = cfg.feature_batches(n_syn, n_real)
+    per_epoch = (
+        steps_per_epoch(cfg, n_syn, n_real) if schedule_per_epoch is None else math.ceil(n_syn / syn_batch)
+    )
 
     def epoch_batches(epoch: int) -> Iterator[StepBatches]:
         order = syn_epoch_order(n_syn, cfg.seed, epoch).to(device) if n_syn else None
         for i in range(per_epoch):
             s = r = None
             if order is not None:
-                idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+                idx = order[i * syn_batch : (i + 1) * syn_batch]
                 s = Batch(syn_t[0][idx], syn_t[1][idx], syn_t[2][idx])
             if n_real:
-                idx = real_batch_indices(epoch * per_epoch + i, n_real, cfg.real_batch_size, cfg.seed)
+                idx = real_batch_indices(epoch * per_epoch + i, n_real, real_batch, cfg.seed)
                 idx = idx.to(device)
                 r = Batch(real_t[0][idx], real_t[1][idx])
             yield s, r
@@ -277,6 +294,8 @@ def train_head_on_features(
         steps_per_epoch=per_epoch,
         checkpoint=checkpoint,
         on_epoch=on_epoch,
+        schedule_steps_per_epoch=schedule_per_epoch,
+        evaluate_epoch=evaluate_epoch,
     )
     head.eval()
     return rows
@@ -317,6 +336,7 @@ def finetune_end_to_end(
     checkpoint: Checkpoint | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     shuffle_buffer: int = 1000,
+    evaluate_epoch: Callable[[], float] | None = None,
 ) -> list[dict]:
     """Train the image encoder (``bundle.model.visual``) and ``head`` together, in place.
 
@@ -364,6 +384,7 @@ def finetune_end_to_end(
             checkpoint=checkpoint,
             on_epoch=on_epoch,
             set_train_mode=set_train_mode,
+            evaluate_epoch=evaluate_epoch,
         )
     finally:
         visual.eval()
