@@ -105,3 +105,13 @@ def test_missing_config_file(capsys) -> None:
     with pytest.raises(SystemExit):
         _cmd().parse(["--out", "o", "--config", "/no/such.yaml"])
     assert "--config /no/such.yaml: cannot read it" in capsys.readouterr().err
+
+
+def test_a_required_option_may_come_from_the_config_file(tmp_path) -> None:
+    f = tmp_path / "c.json"
+    f.write_text('{"out": "from-file"}')
+    cmd = _cmd()
+    assert cmd.parse(["--config", str(f)]).out == "from-file"
+    assert cmd.parse(["--config", str(f), "--out", "flag"]).out == "flag"
+    with pytest.raises(SystemExit):
+        _cmd().parse([])  # still required without the file

@@ -290,8 +290,16 @@ class Command:
         """Parse ``argv`` over the recipe's and the config file's defaults; warn about deprecated flags."""
         argv = list(sys.argv[1:] if argv is None else argv)
         recipe, from_file = self._recipe_and_file(argv)
-        self.parser.set_defaults(**{**self.recipes.get(recipe, {}), **from_file})
-        args = self.parser.parse_args(argv)
+        defaults = {**self.recipes.get(recipe, {}), **from_file}
+        self.parser.set_defaults(**defaults)
+        given = [a for a in self.parser._actions if a.required and a.dest in from_file]
+        for action in given:  # a required option the config file gives is not required on the command line
+            action.required = False
+        try:
+            args = self.parser.parse_args(argv)
+        finally:
+            for action in given:
+                action.required = True
         missing = [flag for dest, flag in self._required if getattr(args, dest, None) is None]
         if missing:
             self.parser.error(f"the following arguments are required: {', '.join(missing)}")

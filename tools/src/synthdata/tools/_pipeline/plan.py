@@ -95,14 +95,15 @@ def plan_rows(cfg: PipelineConfig, classes: int, run_dir: Path) -> tuple[list[St
     kept = classes * int(cfg.keep_per_class or 0)
     rows = [
         StagePlan("prompts", f"{prompts} prompts ({cfg.prompt_method}, {cfg.prompts_per_class} a class)", ""),
-        StagePlan("fewshot", f"{cfg.shots} real images a class from {cfg.few_shot}" if cfg.few_shot else "skipped", ""),
+        StagePlan("fewshot", f"{cfg.shots} real images a class from {cfg.few_shot}" if cfg.few_shot else "-", ""),
         StagePlan("generate", f"{made} images at {cfg.size} px into {shards} shard(s) ({images} wanted)", ""),
         StagePlan("filter", f"score {made} images with {cfg.clip_model}/{cfg.clip_pretrained}, keep {kept}", ""),
-        StagePlan("eval", "smoke stand-in test set" if cfg.eval_dir is None else "skipped (--eval given)", ""),
+        StagePlan("eval", "smoke stand-in test set" if cfg.eval_dir is None else "- (--eval given)", ""),
         StagePlan("tune", f"{cfg.epochs} epochs over {kept} images (batch {cfg.tune_batch_size})", ""),
         StagePlan("report", "report.html", ""),
     ]
-    rows = [StagePlan(r.name, r.work, _status(run_dir, r.name)) for r in rows]
+    off = {"fewshot": cfg.few_shot is None, "eval": cfg.eval_dir is not None}
+    rows = [StagePlan(r.name, r.work, "off" if off.get(r.name) else _status(run_dir, r.name)) for r in rows]
     tflop = generation_tflop(cfg, made)
     stage = "base64+up256" if cfg.size == 256 else "base64"
     cost = {

@@ -87,10 +87,16 @@ def _run_torchrun(ctx: RunContext) -> dict[str, Any]:
 
     from synthdata.diffusion.runner import SUMMARY_JSON
     from synthdata.shards.atomic import atomic_write_json
+    from synthdata.tools.generate import build_command
 
     gcfg = _generate_config(ctx, device=None)  # each rank takes cuda:LOCAL_RANK
-    options = {f.name: getattr(gcfg, f.name) for f in dataclasses.fields(gcfg) if f.metadata.get("cli", True)}
+    exposed = {b.field for b in build_command().bound.values() if b.field is not None}
+    options = {f.name: getattr(gcfg, f.name) for f in dataclasses.fields(gcfg) if f.name in exposed}
     options["recipe"] = "smoke" if gcfg.smoke else "default"
+    hidden = {f.name for f in dataclasses.fields(gcfg) if f.name not in exposed and f.metadata.get("cli", True)}
+    differs = sorted(n for n in hidden if getattr(gcfg, n) != getattr(type(gcfg)(out=""), n))
+    if differs:  # a setting synth-generate has no flag for cannot travel: refuse rather than drop it
+        raise PipelineError(f"generate: --nproc-per-node cannot pass {', '.join(differs)} to synth-generate")
     stages = ctx.path(STAGES_DIR)
     options_path = atomic_write_json(stages / "generate.options.json", options, mkdir=True)
     classes_path = atomic_write_json(stages / "generate.classes.json", list(ctx.classnames))
