@@ -74,16 +74,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
         # Decoding processes: none for the few smoke images (starting them costs more than they save).
         workers = 0 if cfg.smoke else (4 if ctx.device.startswith("cuda") else 1)
         tcfg = cfg.stage_config("tune", device=ctx.device, workers=workers)
-        record = run_tuning(
-            tcfg,
-            classnames=ctx.classnames,
-            templates=ctx.clip_templates,
-            eval_data=_eval_dir(ctx),
-            out=ctx.path(layout.TUNE_DIR),
-            train=[ctx.path(layout.FILTER_DIR)],
-            few_shot=ctx.path(layout.FEW_SHOT_DIR) if cfg.few_shot else None,
-            bundle=ctx.clip(),
-        )
+        with ctx.bar(tcfg.epochs, "tune: epochs", "epoch") as bar:
+            record = _run(ctx, tcfg, run_tuning, on_epoch=lambda row: bar.update(1))
     except (DataError, ShardError, ValueError, FileNotFoundError, WeightsUnavailableError) as exc:
         raise PipelineError(f"tune: {exc}") from exc
     rows = result_rows(ctx, record, stand_in=cfg.eval_dir is None)
@@ -97,7 +89,19 @@ def run(ctx: RunContext) -> dict[str, Any]:
     }
 
 
-# keep_partial: an interrupted tuning run resumes from its per-epoch checkpoint (run_tuning checks it
-# belongs to the same settings and data).
+def _run(ctx: RunContext, tcfg: Any, run_tuning: Any, **kwargs: Any) -> dict[str, Any]:
+    return run_tuning(
+        tcfg,
+        classnames=ctx.classnames,
+        templates=ctx.clip_templates,
+        eval_data=_eval_dir(ctx),
+        out=ctx.path(layout.TUNE_DIR),
+        train=[ctx.path(layout.FILTER_DIR)],
+        few_shot=ctx.path(layout.FEW_SHOT_DIR) if ctx.cfg.few_shot else None,
+        bundle=ctx.clip(),
+        **kwargs,
+    )
+
+
 # R/results.jsonl is a history the stage appends to, not an output it replaces (a redo keeps it).
 STAGE = Stage("tune", (layout.TUNE_DIR,), _inputs, run, keep_partial=True)
