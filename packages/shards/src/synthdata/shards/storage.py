@@ -4,8 +4,10 @@ Local paths keep the exact behaviour of :mod:`synthdata.shards.atomic` (temp fil
 through fsspec: ``s3://`` (needs ``s3fs``; S3-compatible stores via ``AWS_ENDPOINT_URL``), ``gs://`` (needs
 ``gcsfs``), ``http(s)://`` (read-only; needs ``aiohttp``) and ``memory://`` (tests). An object store has no
 rename, so a remote file is made complete by the order of writes: the data object is uploaded from a local
-temp file and its size checked before the object that declares it complete (a shard's sidecar, then
-``dataset.json``) is written. A PUT is atomic on these stores: a reader sees a whole object or none.
+temp file and its size (and MD5, where the store reports one) checked before the object that declares it
+complete (a shard's sidecar, then ``dataset.json``) is written. A PUT is atomic on these stores: a reader
+sees a whole object or none. Listings are always fresh (fsspec's listing cache is dropped first), since other
+processes write to the same prefix.
 
 Every function takes the location as the user gave it (``str`` or a path) and prints it intact in errors.
 """
