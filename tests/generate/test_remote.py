@@ -115,6 +115,15 @@ def test_a_crash_and_the_leftovers_of_killed_uploads_are_redone(s3_server, tmp_p
     assert _run(url, pipe=FakePipeline(fail_after=0)).images == 0
 
 
+def test_an_upload_the_store_changed_fails_and_leaves_no_shard(s3_server, monkeypatch):
+    url = s3_server.url("md5")
+    with monkeypatch.context() as m, pytest.raises(ShardError, match=r"stored MD5 \w+ differs"):
+        m.setattr(storage, "_md5_file", lambda path: "0" * 32)  # as if the bytes changed on the way
+        _run(url)
+    assert s3_server.listing(url) == [PLAN_FILE]  # neither the tar nor its sidecar is there
+    assert _run(url).dataset_complete  # a rerun redoes it
+
+
 def test_more_then_fewer_images_on_s3(s3_server):
     url = s3_server.url("grow")
     _run(url)
