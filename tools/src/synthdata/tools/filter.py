@@ -1,9 +1,12 @@
 """synth-filter: keep the synthetic images CLIP recognises as their class (batched, streaming, no shell).
 
 Scores every sample of a shard directory with CLIP zero-shot classification over the class names (the text
-head is built once from the data set's templates), selects per class with the paper's rule or another, and
-writes filtered shards (original image bytes, scores in each sample's metadata), F/scores.jsonl,
-F/report.json and F/report/*.png. Each input shard's scores are checkpointed as soon as it is scored, so
+head is built once from the data set's templates), selects per class with the paper's rule or another
+(--filter-rule, --keep-per-class), and writes OUT: the filtered shards (original image bytes, scores in each
+sample's metadata), the files timm, wids and Hugging Face read, and dataset.json, last. The run's report goes
+beside it, in OUT.report/: scores.jsonl, report.json, the PNG figures and the score checkpoints. --in may be
+a directory URL (s3://, gs://, http(s)://) and --out an s3:// or gs:// one (built in --staging-dir, then
+uploaded, dataset.json last). Each input shard's scores are checkpointed as soon as it is scored, so
 rerunning the same command after an interruption (even SIGKILL) rescores only the unfinished shards and
 gives the same output; rerunning with another selection rule re-selects without rescoring.
 """
