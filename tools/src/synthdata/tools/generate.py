@@ -11,7 +11,6 @@ import contextlib
 import json
 import logging
 import sys
-from pathlib import Path
 
 from synthdata.diffusion.runner._config import RECIPES, GenerateConfig
 from synthdata.tools._cli import Command
@@ -35,7 +34,7 @@ def build_command() -> Command:
     g = cmd.group("generation (defaults: the paper's settings)")
     cmd.add_fields(GenerateConfig, group=g, only=[
         "images_per_prompt", "size", "guidance", "base_respacing", "up_respacing", "upsample_temp", "seed",
-        "real_guidance", "shots",
+        "real_guidance", "shots", "reference_preprocessing",
     ])
     g = cmd.group("execution")
     cmd.add_fields(GenerateConfig, group=g, only=[
@@ -74,6 +73,7 @@ def _read_prompts(path: str) -> list:
 def _run(cmd: Command, args: argparse.Namespace) -> int:
     from synthdata.diffusion.runner import run_generation, run_line
     from synthdata.prompts import load_class_list
+    from synthdata.shards import storage
     from synthdata.shards.atomic import atomic_write_json
 
     setup_logging(args.verbose)
@@ -89,7 +89,7 @@ def _run(cmd: Command, args: argparse.Namespace) -> int:
     print(summary.line())
     if summary.run_summary is not None:  # this rank finished last: the whole run's figures
         with contextlib.suppress(OSError, ValueError, KeyError):
-            print(run_line(json.loads(Path(summary.run_summary).read_text(encoding="utf-8"))))
+            print(run_line(json.loads(storage.read_text(summary.run_summary))))
     return 0
 
 
