@@ -245,3 +245,39 @@ def test_templates_follow_the_data_set_the_shards_were_made_for(tmp_path):
     listed.write_text("\n".join(eurosat) + "\n")
     args = build_parser().parse_args(["--in", str(src), "--out", str(tmp_path / "F"), "--classes", str(listed)])
     assert resolve_classes(args)[1] == list(prompts.get_dataset("eurosat").templates)
+
+
+def test_recipe_paper_scores_with_the_official_filter_text(tmp_path, monkeypatch):
+    """--recipe paper on a built-in data set: one prompt a class, as the official filter writes it."""
+    import numpy as np
+
+    import synthdata.prompts as prompts
+    from synthdata.filter import _scoring
+    from synthdata.shards import DatasetInfo, Sample, ShardWriter, write_dataset_json
+
+    names = list(prompts.get_dataset("eurosat").classnames)
+    src = tmp_path / "A"
+    with ShardWriter(src, prefix="gen", max_count=5) as writer:
+        for c, name in enumerate(names):
+            image = np.random.default_rng(c).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+            writer.write(Sample(f"k{c:03d}", image, c, {"class_name": name}))
+    write_dataset_json(src, DatasetInfo(classes=names, name="eurosat"))
+    seen = {}
+    real = _scoring.zeroshot_weights
+
+    def spy(bundle, classnames, templates, **kw):
+        seen["text"] = [t.format(c) for c in classnames for t in templates]
+        return real(bundle, classnames, templates, **kw)
+
+    monkeypatch.setattr(_scoring, "zeroshot_weights", spy)
+    out = tmp_path / "F"
+    base = ["--in", str(src), "--out", str(out), "--device", "cpu", "--workers", "0", "--quiet"]
+    assert main([*base, "--smoke", "--clip-model", "synthdata-tiny-rn"]) == 0
+    assert len(seen["text"]) == len(names) * len(prompts.get_dataset("eurosat").templates)  # the ensemble
+    assert main([*base, "--recipe", "paper", "--clip-model", "synthdata-tiny-rn", "--clip-pretrained", "none",
+                 "--fresh"]) == 0
+    head, templates = prompts.filter_text("eurosat", "paper")
+    assert seen["text"] == [templates[0].format(h) for h in head] and len(templates) == 1
+    assert seen["text"][0] == "a centered satellite photo of a Annual Crop Land."
+    settings = json.loads((_report(out) / "report.json").read_text())["settings"]
+    assert settings["head_names"] == head and verify_dataset(out).ok

@@ -61,7 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve_classes(args: argparse.Namespace) -> tuple[list[str], list[str], str]:
     """Class names, templates and a note on where they came from."""
+    classnames, templates, origin, _ = resolve_text(args)
+    return classnames, templates, origin
+
+
+def resolve_text(args: argparse.Namespace) -> tuple[list[str], list[str], str, list[str] | None]:
+    """The shards' class names, the templates, where they came from, and the names the CLIP head is built
+    from when they differ (``--recipe paper`` on a built-in data set: the official filter's one prompt a
+    class, :func:`synthdata.prompts.filter_text`)."""
     from synthdata.clip import DEFAULT_TEMPLATES
+    from synthdata.prompts import filter_text, get_dataset
     from synthdata.prompts.classes import resolve_classes as resolve
 
     from_shards = args.dataset is None and args.classes_file is None
@@ -71,21 +80,27 @@ def resolve_classes(args: argparse.Namespace) -> tuple[list[str], list[str], str
         shards=args.src if from_shards else None,
         templates_file=args.templates_file,
     )
-    return list(source.classnames), source.templates_or(DEFAULT_TEMPLATES), source.origin
+    classnames, templates = list(source.classnames), source.templates_or(DEFAULT_TEMPLATES)
+    official = args.recipe == "paper" and source.dataset is not None and args.templates_file is None
+    if official and source.classnames == get_dataset(source.dataset).classnames:
+        head_names, templates = filter_text(source.dataset, "paper")
+        return classnames, templates, f"{source.origin}, the official filter's text (--recipe paper)", head_names
+    return classnames, templates, source.origin, None
 
 
 def _body(cmd: Command, args: argparse.Namespace) -> int:
     from synthdata.filter import filter_shards
 
     setup_logging(args.verbose)
-    classnames, templates, origin = resolve_classes(args)
+    classnames, templates, origin, head_names = resolve_text(args)
     config = cmd.build(FilterConfig, args, RECIPES, progress=sys.stderr.isatty() and not args.quiet).resolved()
     log.info(
         "%d classes from %s; %d templates; %s/%s on %s (%s)",
         len(classnames), origin, len(templates), config.model, config.pretrained, config.device, config.precision,
     )
     result = filter_shards(
-        args.src, args.out, classnames, templates, config, source_note={"classes_from": origin}
+        args.src, args.out, classnames, templates, config, source_note={"classes_from": origin},
+        head_names=head_names,
     )
     resumed = f", {result.shards_resumed} input shard(s) from checkpoints" if result.shards_resumed else ""
     speed = result.scored_now / result.scoring_seconds if result.scoring_seconds else 0.0

@@ -93,7 +93,8 @@ def _body(cmd: Command, args: argparse.Namespace, argv: list[str] | None) -> int
         print(dry_run(cfg, args.out))
         return 0
     force = ["prompts"] if args.fresh else list(args.redo)
-    result = run_pipeline(cfg, args.out, argv=argv, force=force, until=args.until, progress=not args.quiet)
+    progress = not args.quiet and sys.stderr.isatty()  # bars on a terminal; logs get the stage lines
+    result = run_pipeline(cfg, args.out, argv=argv, force=force, until=args.until, progress=progress)
     _print_summary(result, args)
     return 0
 

@@ -143,8 +143,8 @@ def _body(cmd: Command, args: argparse.Namespace) -> int:
     log.info("%d classes from %s; %d templates", len(classnames), source, len(templates))
     from tqdm import tqdm
 
-    bar = tqdm(total=cfg.epochs, desc="tuning", unit="epoch", disable=args.quiet, file=sys.stderr,
-               dynamic_ncols=True)
+    bar = tqdm(total=cfg.epochs, desc="tuning", unit="epoch", disable=args.quiet or not sys.stderr.isatty(),
+               file=sys.stderr, dynamic_ncols=True)
     with bar:
         record = _tune(args, cfg, classnames, templates, run_tuning, class_aliases=aliases,
                        on_epoch=lambda row: bar.update(1))

@@ -136,8 +136,12 @@ def filter_shards(
     *,
     bundle: ClipBundle | None = None,
     source_note: dict[str, Any] | None = None,
+    head_names: Sequence[str] | None = None,
 ) -> FilterResult:
     """Score the shards in ``source`` with CLIP, select per ``config``, and write ``out``.
+
+    ``head_names`` (default: ``classnames``): the names the CLIP text head is built from, when they differ
+    from the shards' class names (``synthdata.prompts.filter_text(dataset, "paper")``).
 
     ``source`` is a shard directory or a directory URL (``s3://``, ``gs://``, ``http(s)://``); ``out`` a local
     directory or an ``s3://``/``gs://`` one. ``out`` receives the filtered shards (original image bytes,
@@ -161,16 +165,27 @@ def filter_shards(
     if not dataset.shards:
         raise FileNotFoundError(f"{source_text} holds no complete shards (no *.idx.json sidecars)")
     check_classes(dataset.location, classnames, dataset.key_index())
+    text = _Text(templates, list(head_names) if head_names is not None else None)
+    if head_names is not None and len(text.head_names or []) != len(classnames):
+        raise ValueError(f"{len(text.head_names or [])} head names for {len(classnames)} classes")
     if storage.is_url(out_text):
-        return _filter_to_url(dataset, out_text, classnames, templates, cfg, bundle, source_note, started)
-    return _filter_local(dataset, Path(out_text), classnames, templates, cfg, bundle, source_note, started)
+        return _filter_to_url(dataset, out_text, classnames, text, cfg, bundle, source_note, started)
+    return _filter_local(dataset, Path(out_text), classnames, text, cfg, bundle, source_note, started)
+
+
+@dataclass(frozen=True, slots=True)
+class _Text:
+    """The text the head is built from: the templates, and the class names for them (None: the shards')."""
+
+    templates: Sequence[str]
+    head_names: list[str] | None = None
 
 
 def _filter_local(
     dataset: ShardDataset,
     out: Path,
     classnames: list[str],
-    templates: Sequence[str],
+    text: _Text,
     cfg: FilterConfig,
     bundle: ClipBundle | None,
     source_note: dict[str, Any] | None,
@@ -181,7 +196,7 @@ def _filter_local(
     # A run that fails before writing any file leaves no directory it created behind (score checkpoints are
     # files, so an interrupted scoring run keeps them for the rerun).
     with removed_on_failure(out), removed_on_failure(report):
-        job = _Job(dataset, out, report, classnames, templates, cfg, bundle)
+        job = _Job(dataset, out, report, classnames, text.templates, cfg, bundle, text.head_names)
         return _filter(job, source_note, previous, started)
 
 
@@ -195,7 +210,7 @@ def _filter_to_url(
     dataset: ShardDataset,
     out: str,
     classnames: list[str],
-    templates: Sequence[str],
+    text: _Text,
     cfg: FilterConfig,
     bundle: ClipBundle | None,
     source_note: dict[str, Any] | None,
@@ -204,7 +219,7 @@ def _filter_to_url(
     check_remote_out(dataset.location, out)
     local = staging_dir(cfg, out)
     local.parent.mkdir(parents=True, exist_ok=True)
-    result = _filter_local(dataset, local, classnames, templates, cfg, bundle, source_note, started)
+    result = _filter_local(dataset, local, classnames, text, cfg, bundle, source_note, started)
     publish_directory(report_location(local), report_location(out), last=())
     publish_directory(local, out)
     files = {k: v.replace(str(report_location(local)), report_location(out)) for k, v in result.files.items()}
@@ -222,12 +237,13 @@ class _Job:
     templates: Sequence[str]
     cfg: FilterConfig
     bundle: ClipBundle | None  # the model the caller passed, if any
+    head_names: list[str] | None = None  # names the text head uses, when not the shards' class names
 
 
 def _score(job: _Job, model: _Model) -> ScoreResult:
     """Score every input sample; finished shards come from, and new ones go to, the checkpoints in ``out``."""
     cfg = job.cfg
-    fingerprint = _fingerprint(cfg, job.bundle, job.classnames, job.templates)
+    fingerprint = _fingerprint(cfg, job.bundle, job.head_names or job.classnames, job.templates)
     cache = ScoreCache(job.report / CACHE_DIR, fingerprint, reuse=cfg.resume)
     return score_shards(
         job.source.location,
@@ -238,6 +254,7 @@ def _score(job: _Job, model: _Model) -> ScoreResult:
         num_workers=cfg.num_workers,
         cache=cache,
         progress=cfg.progress,
+        head_names=job.head_names,
     )
 
 
@@ -282,6 +299,8 @@ def _filter(job: _Job, source_note: dict[str, Any] | None, previous: bool, start
     report.mkdir(parents=True, exist_ok=True)
     write_scores(report / SCORES_FILE, sorted(result.scores + result.corrupt, key=lambda s: s.key), classnames)
     settings = _settings(cfg, artifact, job.templates, len(classnames))
+    if job.head_names is not None:  # recorded only when the head's names are not the shards' class names
+        settings["head_names"] = list(job.head_names)
     files = {"scores": str(report / SCORES_FILE)}
     if cfg.report:
         title = f"{artifact}, rule {cfg.rule}, {len(kept)} of {len(result.scores)} kept"

@@ -154,13 +154,19 @@ class _Scorer:
     """The zero-shot head, built once, applied to batches of preprocessed images."""
 
     def __init__(
-        self, bundle: ClipBundle, classnames: Sequence[str], templates: Sequence[str], text_batch_size: int
+        self,
+        bundle: ClipBundle,
+        classnames: Sequence[str],
+        templates: Sequence[str],
+        text_batch_size: int,
+        head_names: Sequence[str] | None = None,
     ) -> None:
         start = time.perf_counter()
         self.bundle = bundle
         self.classnames = list(classnames)
         self.names = [_norm_name(c) for c in classnames]
-        self.head = zeroshot_weights(bundle, classnames, templates, batch_size=text_batch_size)  # (C, D)
+        text = list(head_names) if head_names is not None else self.classnames
+        self.head = zeroshot_weights(bundle, text, templates, batch_size=text_batch_size)  # (C, D)
         self.scale = logit_scale(bundle)
         self.prompts = _PromptCache(bundle, text_batch_size)
         self.head_seconds = time.perf_counter() - start
@@ -331,8 +337,12 @@ def score_shards(
     text_batch_size: int = 256,
     cache: ScoreCache | None = None,
     progress: bool = False,
+    head_names: Sequence[str] | None = None,
 ) -> ScoreResult:
     """Score every sample of the shard directory ``source`` with CLIP zero-shot over ``classnames``.
+
+    ``head_names`` (default: ``classnames``) are the names the text head is built from, when they differ
+    from the shards' class names (the official filter's one prompt a class, e.g. ``"a Annual Crop Land"``).
 
     The text head (``templates`` averaged per class) is encoded once; images stream through a DataLoader
     over :func:`synthdata.shards.wds_pipeline`, in batches of up to ``batch_size`` that never span two shards.
@@ -357,7 +367,7 @@ def score_shards(
     if todo:
         if not isinstance(bundle, ClipBundle):
             bundle = bundle()
-        scorer = _Scorer(bundle, classnames, templates, text_batch_size)
+        scorer = _Scorer(bundle, classnames, templates, text_batch_size, head_names)
         shard_rows = _ShardRows([e.name for e in todo], sidecars, done, cache)
         loader = _batch_loader([e.location for e in todo], bundle, index, batch_size, num_workers)
         total = sum(e.count for e in todo)

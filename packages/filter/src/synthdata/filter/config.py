@@ -12,8 +12,10 @@ from synthdata.shards.options import option, resolve_device
 RULE_NAMES = ("paper", "topk", "threshold", "top1")
 
 #: Named settings over the defaults of :class:`FilterConfig` (``default``). ``smoke``: a tiny random CLIP of
-#: the RN architecture, for checking an install.
-RECIPES: dict[str, dict[str, Any]] = {"smoke": {"model": "synthdata-tiny-rn", "pretrained": "none"}}
+#: the RN architecture, for checking an install. ``paper``: the official filter, whose settings are these
+#: defaults (OpenAI RN50, the paper rule, threshold 1/C); what it changes is the text the head is built from
+#: (one prompt a class, ``synthdata.prompts.filter_text``), which the caller passes as ``head_names``.
+RECIPES: dict[str, dict[str, Any]] = {"smoke": {"model": "synthdata-tiny-rn", "pretrained": "none"}, "paper": {}}
 
 
 @dataclass(kw_only=True, slots=True)
