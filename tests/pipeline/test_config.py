@@ -94,3 +94,25 @@ def test_prompts_per_class_covers_the_images():
     cfg = PipelineConfig(dataset="cifar10", images_per_class=10, images_per_prompt=3, smoke=True).resolved()
     assert cfg.prompts_per_class == 4
     assert cfg.hashed_settings("prompts")["prompts_per_class"] == 4
+
+
+def test_recipe_paper_builds_every_stage_from_its_packages_paper_recipe():
+    from synthdata.prompts import filter_text, head_text
+    from synthdata.tools._pipeline.runner import head_texts
+
+    cfg = PipelineConfig(dataset="eurosat", recipe="paper").resolved()
+    prompts = cfg.stage_config("prompts")
+    assert (prompts.le_labels, prompts.prompt_domain, prompts.on_missing_class, prompts.max_new_tokens) == (
+        "paper", "paper", "keep", 19)
+    generate = cfg.stage_config("generate", out="x").resolved()
+    assert (generate.size, generate.reference_preprocessing) == (256, "shorter-side-64")
+    tune = cfg.stage_config("tune")
+    assert (tune.warmup_epochs, tune.frozen_few_shot_batch, tune.eval_every_epoch) == (0.0, 128, True)
+    texts = head_texts(cfg, ["x"] * 10, ["{}"])
+    assert (texts.filter_names, texts.filter_templates) == filter_text("eurosat", "paper")
+    assert (texts.tune_names, texts.tune_templates) == head_text("eurosat", "paper")
+    # the recipe enters the hashes of the stages it changes; the default recipe's hashes stay as they were
+    assert cfg.hashed_settings("tune")["recipe"] == "paper"
+    assert "recipe" not in PipelineConfig(dataset="eurosat").resolved().hashed_settings("tune")
+    default = head_texts(PipelineConfig(dataset="eurosat").resolved(), ["a"], ["t {}"])
+    assert default.filter_names is None and default.tune_names == ["a"] and default.class_aliases

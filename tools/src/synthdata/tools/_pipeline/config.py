@@ -267,6 +267,8 @@ class PipelineConfig:
             out["prompts_per_class"] = self.prompts_per_class
         if stage == "tune" and self.warmup is None:
             del out["warmup"]  # hashed only when given, so runs made before the flag existed stay finished
+        if self.recipe != DEFAULT_RECIPE and stage in STAGE_CONFIGS:
+            out["recipe"] = self.recipe  # a recipe changes the stage's package settings (and text)
         return out
 
 

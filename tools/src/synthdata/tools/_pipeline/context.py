@@ -12,6 +12,18 @@ from typing import Any
 from synthdata.tools._pipeline.config import PipelineConfig
 
 
+@dataclass(frozen=True, slots=True)
+class HeadTexts:
+    """The text of the CLIP heads: the filter's (``filter_names`` None: the class names) and the tuner's, by
+    recipe, and each class's other folder names (ImageFolder matching; None: the class names only)."""
+
+    filter_names: list[str] | None
+    filter_templates: list[str]
+    tune_names: list[str]
+    tune_templates: list[str]
+    class_aliases: list[list[str]] | None
+
+
 @dataclass(slots=True)
 class RunContext:
     """What every stage gets: the resolved config, the run directory and the classes."""
@@ -23,6 +35,7 @@ class RunContext:
     prefix: str
     suffix: str
     progress: bool = False
+    texts: HeadTexts | None = None
     _clip: Any = None
     _device: str | None = None
     notes: dict[str, Any] = field(default_factory=dict)

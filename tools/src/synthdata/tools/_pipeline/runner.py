@@ -33,7 +33,7 @@ from synthdata.tools._pipeline.config import (
     config_diff,
     config_hash,
 )
-from synthdata.tools._pipeline.context import RunContext, Stage
+from synthdata.tools._pipeline.context import HeadTexts, RunContext, Stage
 from synthdata.tools._pipeline.stages import (
     STAGES_DIR,
     StageMarker,
@@ -103,6 +103,22 @@ def resolve_classes(cfg: PipelineConfig) -> tuple[list[str], list[str], str, str
         templates = list(source.templates)
     prefix = cfg.prefix if cfg.prefix is not None else source.prefix
     return list(source.classnames), templates, prefix, source.suffix
+
+
+def head_texts(cfg: PipelineConfig, classnames: list[str], templates: list[str]) -> HeadTexts:
+    """The text the filter and the tuner build their CLIP heads from: the run's classes and templates, or, for
+    a built-in data set under ``--recipe paper``, the official code's (``synthdata.prompts.filter_text`` and
+    ``head_text``); and the other names its classes' ImageFolder folders may have."""
+    if cfg.dataset is None:
+        return HeadTexts(None, templates, classnames, templates, None)
+    from synthdata.prompts import filter_text, folder_names, head_text
+
+    recipe = cfg.stage_recipe if cfg.stage_recipe == "paper" else "default"
+    if recipe != "paper":
+        return HeadTexts(None, templates, classnames, templates, folder_names(cfg.dataset))
+    f_names, f_templates = filter_text(cfg.dataset, recipe)
+    t_names, t_templates = head_text(cfg.dataset, recipe)
+    return HeadTexts(f_names, f_templates, t_names, t_templates, folder_names(cfg.dataset))
 
 
 @contextlib.contextmanager
@@ -304,6 +320,7 @@ def run_pipeline(
             "only --smoke runs use a stand-in test set"
         )
     classnames, templates, prefix, suffix = resolve_classes(cfg)
+    texts = head_texts(cfg, classnames, templates)
     run_dir = Path(run_dir).resolve()
     _check_run_dir(run_dir)  # only now: a bad setting leaves no directory behind
     check_real_data(cfg, classnames, run_dir)
@@ -311,7 +328,7 @@ def run_pipeline(
     created = first_missing_dir(run_dir)
     was_empty = created is None and not any(run_dir.iterdir())
     run_dir.mkdir(parents=True, exist_ok=True)
-    ctx = RunContext(cfg, run_dir, classnames, templates, prefix, suffix, progress=progress)
+    ctx = RunContext(cfg, run_dir, classnames, templates, prefix, suffix, progress=progress, texts=texts)
     outcomes: list[StageOutcome] = []
     with _locked(run_dir):
         try:

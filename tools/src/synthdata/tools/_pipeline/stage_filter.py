@@ -34,10 +34,11 @@ def run(ctx: RunContext) -> dict[str, Any]:
             ctx.path(layout.GENERATED_DIR),
             ctx.path(layout.FILTER_DIR),
             ctx.classnames,
-            ctx.clip_templates,
+            ctx.texts.filter_templates if ctx.texts else ctx.clip_templates,
             fcfg,
             bundle=ctx.clip(),
             source_note={"classes_from": "synth-pipeline"},
+            head_names=ctx.texts.filter_names if ctx.texts else None,
         )
     except (ShardError, ClassListError, WeightsUnavailableError, ValueError) as exc:
         raise PipelineError(f"filter: {exc}") from exc

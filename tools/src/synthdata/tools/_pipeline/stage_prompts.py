@@ -78,9 +78,13 @@ def _le(ctx: RunContext, per_class: int) -> tuple[list[Any], dict[str, Any]]:
     # so one from other settings is ignored.
     journal = _journal(ctx)
     journal.parent.mkdir(parents=True, exist_ok=True)
+    inputs = pcfg.le_inputs(ctx.classnames, cfg.dataset)  # None: the class names (paper: LE.py's labels)
+    prefix, suffix = pcfg.domain(cfg.dataset, ctx.prefix, ctx.suffix)
     with ctx.bar(len(ctx.classnames) * per_class, "prompts: language enhancement", "sent") as bar:
-        result = enhancer.generate_resumable(ctx.classnames, le_cfg, journal=journal, progress=bar.update)
-    records = le_prompts(result, ctx.classnames, ctx.prefix, ctx.suffix)
+        result = enhancer.generate_resumable(
+            ctx.classnames, le_cfg, journal=journal, inputs=inputs, progress=bar.update
+        )
+    records = le_prompts(result, ctx.classnames, prefix, suffix, join=pcfg.join)
     short = {s.class_name: s.shortfall for s in result.stats if s.shortfall}
     if short:
         log.warning("prompts: %d classes are short of %d unique sentences; their prompts repeat in generation",

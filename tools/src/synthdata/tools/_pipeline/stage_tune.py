@@ -92,8 +92,9 @@ def run(ctx: RunContext) -> dict[str, Any]:
 def _run(ctx: RunContext, tcfg: Any, run_tuning: Any, **kwargs: Any) -> dict[str, Any]:
     return run_tuning(
         tcfg,
-        classnames=ctx.classnames,
-        templates=ctx.clip_templates,
+        classnames=ctx.texts.tune_names if ctx.texts else ctx.classnames,
+        templates=ctx.texts.tune_templates if ctx.texts else ctx.clip_templates,
+        class_aliases=ctx.texts.class_aliases if ctx.texts else None,
         eval_data=_eval_dir(ctx),
         out=ctx.path(layout.TUNE_DIR),
         train=[ctx.path(layout.FILTER_DIR)],
