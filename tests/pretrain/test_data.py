@@ -89,3 +89,10 @@ def test_pipeline_is_deterministic(
     resampled = [s[2] for s in _read(demo_shards, tmp_path, monkeypatch, 0, resampled=True)]
     assert resampled == [s[2] for s in _read(demo_shards, tmp_path, monkeypatch, 0, resampled=True)]
     assert len(resampled) == 4 * 8  # steps x batch for the one (in-process) worker
+
+
+def test_a_brace_pattern_in_a_shard_directory_reads_its_index(demo_shards) -> None:
+    from synthdata.pretrain.data import resolve_source
+
+    source = resolve_source(f"{demo_shards}/demo-000-{{000000..000003}}.tar")
+    assert source.num_classes == 4 and len(source.urls) == 4 and source.total == sum(source.counts or [])

@@ -83,3 +83,15 @@ def test_duplicate_keys_across_shards_are_refused(tmp_path: Path) -> None:
     b.write_text(json.dumps(ob))
     with pytest.raises(CorruptShardError, match="keys must be unique"):
         ShardDataset.open(tmp_path)
+
+
+def test_a_brace_pattern_names_some_shards_of_one_directory(tmp_path: Path) -> None:
+    make_dataset(tmp_path, n=10, max_count=4)
+    names = [p.name for p in list_shards(tmp_path)]  # t-000-000000.tar ... t-000-000002.tar
+    ds = ShardDataset.open(f"{tmp_path}/t-000-{{000000..000001}}.tar")
+    assert ds.location == str(tmp_path) and [s.name for s in ds.shards] == names[:2]
+    assert ds.classes == ["class 0", "class 1", "class 2"] and ds.num_samples == 8
+    with pytest.raises(FileNotFoundError, match="not complete"):
+        ShardDataset.open(f"{tmp_path}/t-000-{{000000..000005}}.tar")
+    with pytest.raises(FileNotFoundError, match="one directory"):
+        ShardDataset.open(f"{tmp_path}/{{a,b}}/t-000-000000.tar")

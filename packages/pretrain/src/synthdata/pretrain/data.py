@@ -38,7 +38,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader
 
 from synthdata.pretrain.config import PretrainError, TrainConfig
-from synthdata.shards import ShardDataset, ShardError, item_seed, resolve_urls, tar_samples
+from synthdata.shards import ShardDataset, ShardError, item_seed, resolve_urls, storage, tar_samples
 from synthdata.shards.encoding import IMAGE_EXTENSIONS
 from synthdata.shards.pipeline import shuffle_initial
 from synthdata.shards.storage import check_location
@@ -68,6 +68,14 @@ class ShardSource:
 
 def _is_pattern(data: str) -> bool:
     return data.startswith("pipe:") or "{" in data or "::" in data or data.endswith(".tar")
+
+
+def _in_shard_directory(pattern: str) -> bool:
+    """Whether a brace pattern names ``.tar`` shards of one directory that has a ``dataset.json``."""
+    if pattern.startswith("pipe:") or "::" in pattern:
+        return False
+    directory = pattern.rsplit("/", 1)[0] if "/" in pattern else "."
+    return "{" not in directory and storage.exists(storage.join(directory, "dataset.json"))
 
 
 def _from_directory(data: str, num_classes: int | None) -> ShardSource:
@@ -106,10 +114,13 @@ def resolve_source(data: str, num_classes: int | None = None) -> ShardSource:
         check_location(data, flag="--data")
     except ShardError as exc:
         raise PretrainError(str(exc)) from exc
-    if not _is_pattern(data):
-        return _from_directory(data, num_classes)
+    if not _is_pattern(data) or _in_shard_directory(data):
+        return _from_directory(data, num_classes)  # a pattern of one directory's shards reads its index too
     if num_classes is None:
-        raise PretrainError(f"--data {data} is a URL pattern: pass --num-classes (no dataset.json is read)")
+        raise PretrainError(
+            f"--data {data} is a URL pattern outside a shard directory (no dataset.json beside it): pass "
+            "--num-classes and --epoch-samples"
+        )
     try:
         urls = resolve_urls(data)
     except (ValueError, OSError) as exc:

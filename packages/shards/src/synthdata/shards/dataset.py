@@ -113,15 +113,26 @@ class ShardDataset:
         require_info: bool = False,
         read_info: bool = True,
     ) -> ShardDataset:
-        """Read and validate the index of ``location`` (a local directory or a directory URL).
+        """Read and validate the index of ``location``: a local directory or a directory URL, or shard
+        names in brace notation inside one (``s3://b/dir/gen-000-{000000..000099}.tar``: those shards only,
+        each of which must be complete).
 
         ``read_info=False`` leaves ``dataset.json`` unread (``info`` None): for a writer about to replace it.
         """
         text = storage.check_location(location, flag=flag)
+        text, only = _split_pattern(text, flag)
         if not storage.isdir(text) and not storage.exists(storage.join(text, DATASET_JSON)):
             raise FileNotFoundError(f"{flag} {text}: no such shard directory")
         info = _read_info(text, required=require_info) if read_info else None
         names = [n for n in storage.listdir(text, f"*{SIDECAR_SUFFIX}") if not n.startswith(".")]
+        if only is not None:
+            missing = sorted(set(only) - set(names))
+            if missing:
+                raise FileNotFoundError(
+                    f"{flag} {location}: {len(missing)} of the shards it names are not complete in {text} "
+                    f"(no sidecar: {', '.join(n.replace(SIDECAR_SUFFIX, '.tar') for n in missing[:3])})"
+                )
+            names = sorted(only)
         entries = []
         for source, data in _read_sidecars(text, names):
             try:
@@ -181,6 +192,24 @@ class ShardDataset:
             if s.name == name:
                 return s
         raise KeyError(f"{self.location} has no complete shard {name!r}")
+
+
+def _split_pattern(location: str, flag: str) -> tuple[str, list[str] | None]:
+    """``(directory, sidecar names)`` of a brace pattern / shard URL list in one directory; else
+    ``(location, None)``."""
+    if not (location.endswith(".tar") or "{" in location):
+        return location, None
+    import braceexpand
+
+    urls = list(braceexpand.braceexpand(location))
+    parents = {u[: -len(storage.basename(u))].rstrip("/") for u in urls}
+    if len(parents) != 1 or not all(u.endswith(".tar") for u in urls):
+        raise FileNotFoundError(
+            f"{flag} {location}: a shard pattern must name .tar files in one directory (its dataset.json and "
+            "sidecars are read from there)"
+        )
+    names = [storage.basename(u)[: -len(".tar")] + SIDECAR_SUFFIX for u in urls]
+    return parents.pop() or ".", names
 
 
 def _read_info(location: str, *, required: bool) -> DatasetInfo | None:
