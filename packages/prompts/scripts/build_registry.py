@@ -100,7 +100,22 @@ def _caltech256_name(folder: str) -> str:
     return name.replace("-", " ")
 
 
-def build(clip_benchmark: Path, mmpretrain: Path, tfds: Path) -> dict:
+def _add(d: dict[str, dict], name, classes, templates, prefix, suffix, aliases, sources) -> None:
+    assert len(classes) == EXPECTED[name], (name, len(classes))
+    # OpenAI's ImageNet names repeat two (657/744 "missile", 836/837 "sunglasses"); kept as CLIP has them.
+    assert len(set(classes)) == len(classes) or name.startswith("imagenet"), name
+    d[name] = {
+        "classnames": list(classes),
+        "templates": list(templates),
+        "prefix": prefix,
+        "suffix": suffix,
+        "aliases": aliases,
+        "sources": sources,
+    }
+
+
+def _load_sources(clip_benchmark: Path, mmpretrain: Path, tfds: Path) -> dict:
+    """Every list the registry is built from, keyed by what the ``_add_*`` functions read."""
     import timm
     from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES, OPENAI_IMAGENET_TEMPLATES
 
@@ -110,31 +125,39 @@ def build(clip_benchmark: Path, mmpretrain: Path, tfds: Path) -> dict:
     mm = _mmpretrain_categories(mmpretrain)
     tf_ic = tfds / "tensorflow_datasets" / "image_classification"
     timm_info = Path(timm.__file__).parent / "data" / "_info"
-    imagenet = list(IMAGENET_CLASSNAMES)
-    imagenet_templates = list(OPENAI_IMAGENET_TEMPLATES_STR(OPENAI_IMAGENET_TEMPLATES))
+    assert cb_names["caltech101"][0] == "background" and mm["CALTECH101_CATEGORIES"][0] == "BACKGROUND_Google"
+    sun = [re.sub(r"^/[a-z]/", "", line).replace("/", " ").replace("_", " ") for line in _read_txt(tf_ic / "sun397_labels.txt")]
+    return {
+        "cb_names": cb_names,
+        "cb_tmpl": cb_tmpl,
+        "mm": mm,
+        "food": [c.replace("_", " ") for c in _read_txt(tf_ic / "food-101_classes.txt")],
+        "sun": sun,
+        "imagenet": list(IMAGENET_CLASSNAMES),
+        "imagenet_templates": _render_templates(OPENAI_IMAGENET_TEMPLATES),
+        "r_indices": [int(x) for x in _read_txt(timm_info / "imagenet_r_indices.txt")],
+    }
 
-    caltech_clip = cb_names["caltech101"]
-    assert caltech_clip[0] == "background" and mm["CALTECH101_CATEGORIES"][0] == "BACKGROUND_Google"
-    sun = []
-    for line in _read_txt(tf_ic / "sun397_labels.txt"):
-        sun.append(re.sub(r"^/[a-z]/", "", line).replace("/", " ").replace("_", " "))
-    r_indices = [int(x) for x in _read_txt(timm_info / "imagenet_r_indices.txt")]
-    bird_t = ["a photo of a {}, a type of bird."]
 
+def build(clip_benchmark: Path, mmpretrain: Path, tfds: Path) -> dict:
+    """The registry's ``datasets`` mapping, every entry checked against ``EXPECTED``."""
+    src = _load_sources(clip_benchmark, mmpretrain, tfds)
     d: dict[str, dict] = {}
+    _add_general(d, src)
+    _add_fine_grained(d, src)
+    _add_imagenet_variants(d, src)
+    for name, spec in d.items():
+        for t in spec["templates"]:
+            assert t.count("{}") == 1, (name, t)
+    return d
 
-    def add(name, classes, templates, prefix, suffix, aliases, sources):
-        assert len(classes) == EXPECTED[name], (name, len(classes))
-        # OpenAI's ImageNet names repeat two (657/744 "missile", 836/837 "sunglasses"); kept as CLIP has them.
-        assert len(set(classes)) == len(classes) or name.startswith("imagenet"), name
-        d[name] = {
-            "classnames": list(classes),
-            "templates": list(templates),
-            "prefix": prefix,
-            "suffix": suffix,
-            "aliases": aliases,
-            "sources": sources,
-        }
+
+def _add_general(d: dict[str, dict], src: dict) -> None:
+    mm, cb_tmpl, imagenet, imagenet_templates = src["mm"], src["cb_tmpl"], src["imagenet"], src["imagenet_templates"]
+    caltech_clip, sun = src["cb_names"]["caltech101"], src["sun"]
+
+    def add(*args):
+        _add(d, *args)
 
     add("cifar10", mm["CIFAR10_CATEGORIES"], cb_tmpl["cifar10"], "a photo of", "",
         ["cifar-10", "cifar_10"],
@@ -161,6 +184,15 @@ def build(clip_benchmark: Path, mmpretrain: Path, tfds: Path) -> dict:
         {"classnames": "SUN397 category paths (tensorflow-datasets 4.9.10 sun397_labels.txt), '/x/' dropped, "
                        "'/' and '_' -> ' ' as in CLIP data/prompts.md",
          "templates": "CLIP data/prompts.md (via clip-benchmark 1.6.2)", "prefix": "generic photo prefix"})
+
+
+def _add_fine_grained(d: dict[str, dict], src: dict) -> None:
+    mm, cb_tmpl, cb_names = src["mm"], src["cb_tmpl"], src["cb_names"]
+    bird_t = ["a photo of a {}, a type of bird."]
+
+    def add(*args):
+        _add(d, *args)
+
     add("aircraft", mm["FGVCAIRCRAFT_CATEGORIES"], cb_tmpl["fgvc_aircraft"], "a photo of a", ", a type of aircraft",
         ["fgvc_aircraft", "fgvc-aircraft", "fgvcaircraft"],
         {"classnames": "FGVC-Aircraft variants.txt (via mmpretrain 1.2.0); identical to CLIP data/prompts.md",
@@ -183,7 +215,7 @@ def build(clip_benchmark: Path, mmpretrain: Path, tfds: Path) -> dict:
         ["flowers102", "flowers-102", "oxford_flowers", "oxford_flowers102", "oxford-flowers"],
         {"classnames": "CLIP data/prompts.md Flowers102 (via clip-benchmark 1.6.2)",
          "templates": "CLIP data/prompts.md (via clip-benchmark 1.6.2)", "prefix": "paper's flowers_template"})
-    add("food", [c.replace("_", " ") for c in _read_txt(tf_ic / "food-101_classes.txt")], cb_tmpl["food101"],
+    add("food", src["food"], cb_tmpl["food101"],
         "a photo of", ", a type of food", ["food101", "food-101", "food_101"],
         {"classnames": "Food-101 classes.txt (tensorflow-datasets 4.9.10), '_' -> ' ' as in CLIP data/prompts.md",
          "templates": "CLIP data/prompts.md (via clip-benchmark 1.6.2)", "prefix": "paper's food_template"})
@@ -199,22 +231,26 @@ def build(clip_benchmark: Path, mmpretrain: Path, tfds: Path) -> dict:
         {"classnames": "the paper's EuroSAT names (src/glide/glide_fsl.py, CoOp's), lower-cased",
          "templates": "CLIP data/prompts.md (via clip-benchmark 1.6.2)",
          "prefix": "paper's glide_zsl.py: 'a centered satellite photo of ' + sentence"})
+
+
+def _add_imagenet_variants(d: dict[str, dict], src: dict) -> None:
+    imagenet, imagenet_templates = src["imagenet"], src["imagenet_templates"]
+
+    def add(*args):
+        _add(d, *args)
+
     add("imagenet_sketch", imagenet, imagenet_templates, "a sketch of", "",
         ["imagenet-sketch", "imagenetsketch", "sketch", "in-sketch"],
         {"classnames": "ImageNet's (OpenAI CLIP names)", "templates": "OpenAI's 80 ImageNet templates",
          "prefix": "paper's glide_zsl.py: 'sketch of ' + sentence (with an article)"})
-    add("imagenet_r", [imagenet[i] for i in r_indices], imagenet_templates, "a rendition of", "",
+    add("imagenet_r", [imagenet[i] for i in src["r_indices"]], imagenet_templates, "a rendition of", "",
         ["imagenet-r", "imagenetr", "imagenet_rendition", "in-r"],
         {"classnames": "OpenAI CLIP ImageNet names at ImageNet-R's 200 class indices (timm imagenet_r_indices.txt)",
          "templates": "OpenAI's 80 ImageNet templates",
          "prefix": "ours: ImageNet-R holds renditions (art, cartoons, ...); the paper gives none"})
-    for name, spec in d.items():
-        for t in spec["templates"]:
-            assert t.count("{}") == 1, (name, t)
-    return d
 
 
-def OPENAI_IMAGENET_TEMPLATES_STR(templates) -> list[str]:
+def _render_templates(templates) -> list[str]:
     """open_clip stores the templates as lambdas; render each with a marker and turn it into a format string."""
     marker = "\x00"
     return [t(marker).replace(marker, "{}") for t in templates]
