@@ -7,28 +7,18 @@ weights, ``synthdata-tiny-*`` for the tiny test architectures), then build a zer
 The names below are imported on first use (``lazy_loader``): ``DEFAULT_TEMPLATES`` needs no torch.
 """
 
-from typing import TYPE_CHECKING
-
 import lazy_loader
-
-if TYPE_CHECKING:
-    from synthdata.clip._features import image_features, logit_scale, text_features, zeroshot_weights
-    from synthdata.clip._loading import (
-        TINY_PREFIX,
-        ClipBundle,
-        WeightsUnavailableError,
-        ensure_weights,
-        load_clip,
-        register_tiny_models,
-    )
-    from synthdata.clip._templates import DEFAULT_TEMPLATES
 
 __getattr__, __dir__, _ = lazy_loader.attach(
     __name__,
     submod_attrs={
         "_features": ["image_features", "logit_scale", "text_features", "zeroshot_weights"],
         "_loading": [
-            "TINY_PREFIX", "ClipBundle", "WeightsUnavailableError", "ensure_weights", "load_clip",
+            "TINY_PREFIX",
+            "ClipBundle",
+            "WeightsUnavailableError",
+            "ensure_weights",
+            "load_clip",
             "register_tiny_models",
         ],
         "_templates": ["DEFAULT_TEMPLATES"],

@@ -7,24 +7,7 @@ The names below are imported on first use (``lazy_loader``), so the config modul
 (command lines answer ``--help`` at once).
 """
 
-from typing import TYPE_CHECKING
-
 import lazy_loader
-
-if TYPE_CHECKING:
-    from synthdata.diffusion.checkpoints import CheckpointError, load_checkpoint, resolve_checkpoint
-    from synthdata.diffusion.model import create_model
-    from synthdata.diffusion.options import (
-        GlideOptions,
-        base_options,
-        options_from,
-        smoke_options,
-        upsample_options,
-    )
-    from synthdata.diffusion.pipeline import GlidePipeline
-    from synthdata.diffusion.sampling import REAL_GUIDANCE_STEPS, real_guidance_start_step
-    from synthdata.diffusion.schedule import create_diffusion
-    from synthdata.diffusion.tokenizer import get_tokenizer
 
 __getattr__, __dir__, _ = lazy_loader.attach(
     __name__,

@@ -9,28 +9,7 @@ The names below are imported on first use (``lazy_loader``), so :mod:`synthdata.
 names) loads without torch and open_clip.
 """
 
-from typing import TYPE_CHECKING
-
 import lazy_loader
-
-if TYPE_CHECKING:
-    from synthdata.filter._cache import ScoreCache
-    from synthdata.filter._job import FilterResult, filter_shards
-    from synthdata.filter._outdir import check_out_dir, prepare_out_dir
-    from synthdata.filter._scoring import ClassListError, check_classes, score_shards
-    from synthdata.filter._selection import RULES, check_rule, select
-    from synthdata.filter._types import SampleScore, ScoreResult
-    from synthdata.filter.config import FilterConfig
-    from synthdata.filter.layout import (
-        CACHE_DIR,
-        PRODUCER,
-        REPORT_FILE,
-        REPORT_PNGS,
-        REPORT_SUFFIX,
-        SCORES_FILE,
-        SHARD_PREFIX,
-        report_location,
-    )
 
 __getattr__, __dir__, _ = lazy_loader.attach(
     __name__,

@@ -8,17 +8,7 @@ The names below are imported on first use (``lazy_loader``), so :mod:`synthdata.
 without torch and timm (command lines answer ``--help`` at once).
 """
 
-from typing import TYPE_CHECKING
-
 import lazy_loader
-
-if TYPE_CHECKING:
-    from synthdata.pretrain._metrics import read_metrics
-    from synthdata.pretrain.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
-    from synthdata.pretrain.config import PretrainError, TrainConfig, TransferConfig
-    from synthdata.pretrain.data import EpochPlan, ShardSource, plan_epochs, resolve_source
-    from synthdata.pretrain.train import train
-    from synthdata.pretrain.transfer import transfer
 
 __getattr__, __dir__, _ = lazy_loader.attach(
     __name__,

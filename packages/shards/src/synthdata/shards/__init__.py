@@ -10,35 +10,7 @@ The names below are imported on first use (``lazy_loader``), so ``synthdata.shar
 submodules load without webdataset and torch.
 """
 
-from typing import TYPE_CHECKING
-
 import lazy_loader
-
-if TYPE_CHECKING:
-    from synthdata.shards.adopt import IndexResult, index_shards
-    from synthdata.shards.dataset import ShardDataset, ShardEntry
-    from synthdata.shards.dataset_info import DatasetInfo, read_dataset_json, write_dataset_json
-    from synthdata.shards.demo import demo_classes, draw_demo_image, imagefolder_dirname, make_demo
-    from synthdata.shards.encoding import decode_image, encode_image
-    from synthdata.shards.errors import (
-        CorruptShardError,
-        DatasetInfoError,
-        OutputDirError,
-        SampleError,
-        ShardError,
-        StorageError,
-    )
-    from synthdata.shards.export import ExportResult, export_imagefolder
-    from synthdata.shards.interop import INTEROP_FILES, InteropFiles, write_interop_files
-    from synthdata.shards.layout import DATASET_JSON, shard_name, sidecar_path
-    from synthdata.shards.pipeline import ErrorCounter, resolve_urls, tar_samples, wds_pipeline
-    from synthdata.shards.reader import ReadSample, ReadStats, iter_samples, list_shards
-    from synthdata.shards.resume import ResumePlan, is_complete, plan_resume
-    from synthdata.shards.seeding import WorkSplit, item_seed, work_split
-    from synthdata.shards.sheet import contact_sheet, group_by_class
-    from synthdata.shards.stats import DatasetStats, dataset_stats
-    from synthdata.shards.verify import Problem, VerifyReport, verify_dataset
-    from synthdata.shards.writer import Sample, ShardInfo, ShardWriter, write_shard
 
 __getattr__, __dir__, _ = lazy_loader.attach(
     __name__,

@@ -10,37 +10,7 @@ The names below are imported on first use (``lazy_loader``), so the config modul
 (command lines answer ``--help`` at once).
 """
 
-from typing import TYPE_CHECKING
-
 import lazy_loader
-
-if TYPE_CHECKING:
-    from synthdata.tune.batchnorm import calibrate_batchnorm, has_placeholder_statistics
-    from synthdata.tune.checkpoint import Checkpoint, ResumeError
-    from synthdata.tune.config import DEFAULT_WISE_ALPHAS, FEW_SHOT_LR, FINETUNE_LR, ZERO_SHOT_LR, TuneConfig
-    from synthdata.tune.data import (
-        DataError,
-        DecodedImages,
-        ImageSet,
-        load_image_set,
-        load_imagefolder,
-        load_shards,
-        sample_few_shot,
-    )
-    from synthdata.tune.evaluate import Evaluation, confusion_matrix, evaluate_logits, save_confusion_png
-    from synthdata.tune.features import FeatureCache, Features, cache_key, encode_images, encoder_digest
-    from synthdata.tune.head import (
-        ClassifierHead,
-        interpolate_state,
-        load_head,
-        save_head,
-        wise_head,
-        zeroshot_head,
-    )
-    from synthdata.tune.losses import cross_entropy, distillation_loss, pseudo_labels, tuning_loss
-    from synthdata.tune.run import RESULTS_FILE, run_tuning
-    from synthdata.tune.schedule import cosine_lr, cosine_scheduler
-    from synthdata.tune.train import finetune_end_to_end, train_head_on_features
 
 __getattr__, __dir__, _ = lazy_loader.attach(
     __name__,

@@ -5,17 +5,7 @@ command itself is :mod:`synthdata.tools.pipeline`; see ``docs/pipeline.md``.
 The names below are imported on first use (``lazy_loader``), so the configuration loads without torch.
 """
 
-from typing import TYPE_CHECKING
-
 import lazy_loader
-
-if TYPE_CHECKING:
-    from synthdata.tools._pipeline.config import PipelineConfig, PipelineError
-    from synthdata.tools._pipeline.context import RunContext, Stage
-    from synthdata.tools._pipeline.plan import dry_run
-    from synthdata.tools._pipeline.report import render_report
-    from synthdata.tools._pipeline.runner import STAGES, PipelineResult, run_pipeline, run_stage
-    from synthdata.tools._pipeline.stages import StageMarker, fingerprint, read_marker
 
 __getattr__, __dir__, _ = lazy_loader.attach(
     __name__,

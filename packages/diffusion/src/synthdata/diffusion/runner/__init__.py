@@ -17,42 +17,7 @@ The names below are imported on first use (``lazy_loader``), so the config modul
 (command lines answer ``--help`` at once).
 """
 
-from typing import TYPE_CHECKING
-
 import lazy_loader
-
-if TYPE_CHECKING:
-    from synthdata.diffusion.runner._config import (
-        DEFAULT_SHARD_SIZE,
-        PAPER_BASE_RESPACING,
-        PAPER_UP_RESPACING,
-        SMOKE_BASE_RESPACING,
-        SMOKE_UP_RESPACING,
-        GenerateConfig,
-    )
-    from synthdata.diffusion.runner._plan import (
-        SEED_STREAM,
-        PlannedShard,
-        Prompt,
-        WorkItem,
-        class_list,
-        cut_shards,
-        item_key,
-        key_base,
-        normalise_prompts,
-        plan_items,
-    )
-    from synthdata.diffusion.runner._refs import Reference, load_references, scaled_start_step
-    from synthdata.diffusion.runner._run import (
-        PLAN_FILE,
-        PRODUCER,
-        Pipeline,
-        build_pipeline,
-        default_device,
-        run_generation,
-    )
-    from synthdata.diffusion.runner._summary import SUMMARY_JSON, RunSummary, rank_summary_name, run_line
-    from synthdata.diffusion.runner.errors import GenerateError
 
 __getattr__, __dir__, _ = lazy_loader.attach(
     __name__,
