@@ -20,7 +20,7 @@ import sys
 
 from synthdata.filter.config import RECIPES, FilterConfig
 from synthdata.tools._cli import Command
-from synthdata.tools._cli.paths import local, location
+from synthdata.tools._cli.paths import check_paths, local, location
 from synthdata.tools._common import run_cli, setup_logging
 
 PROG = "synth-filter"
@@ -91,7 +91,7 @@ def resolve_text(args: argparse.Namespace) -> tuple[list[str], list[str], str, l
 def _body(cmd: Command, args: argparse.Namespace) -> int:
     from synthdata.filter import filter_shards
 
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, args.quiet)
     classnames, templates, origin, head_names = resolve_text(args)
     config = cmd.build(FilterConfig, args, RECIPES, progress=sys.stderr.isatty() and not args.quiet).resolved()
     log.info(
@@ -119,15 +119,11 @@ def _body(cmd: Command, args: argparse.Namespace) -> int:
 
 def check_inputs(args: argparse.Namespace) -> None:
     """Path checks that need no model: a wrong path is reported before torch is imported."""
-    from synthdata.shards import storage
-
-    for flag, path, what in (
+    check_paths([
         ("--in", args.src, "a shard directory"),
         ("--classes", args.classes_file, "a class list file"),
         ("--templates", args.templates_file, "a templates file"),
-    ):
-        if path is not None and not storage.exists(path):
-            raise ValueError(f"{flag} {path}: no such file or directory; expected {what}")
+    ])
 
 
 def main(argv: list[str] | None = None) -> int:

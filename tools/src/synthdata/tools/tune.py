@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from synthdata.tools._cli import Command
-from synthdata.tools._cli.paths import local, location
+from synthdata.tools._cli.paths import check_paths, local, location
 from synthdata.tools._common import run_cli, setup_logging
 from synthdata.tune.config import RECIPES, TuneConfig
 
@@ -124,15 +124,7 @@ def check_inputs(args: argparse.Namespace) -> None:
     wanted += [("--eval", args.eval_dir, "an ImageFolder (one sub-folder per class) or a shard directory")]
     wanted += [("--few-shot", args.few_shot, "an ImageFolder (one sub-folder per class) or a shard directory")]
     wanted += [("--classes", args.classes_file, "a class list file"), ("--templates", args.templates_file, "a file")]
-    for flag, path, what in wanted:
-        if path is not None and not storage_exists(path):
-            raise ValueError(f"{flag} {path}: no such file or directory; expected {what}")
-
-
-def storage_exists(path: Path | str) -> bool:
-    from synthdata.shards import storage
-
-    return storage.exists(path)
+    check_paths(wanted)
 
 
 def _body(cmd: Command, args: argparse.Namespace) -> int:
@@ -183,7 +175,7 @@ def _tune(args: argparse.Namespace, cfg: TuneConfig, classnames: list[str], temp
 def main(argv: list[str] | None = None) -> int:
     cmd = build_command()
     args = cmd.parse(argv)
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, args.quiet)
 
     def body() -> int:
         if args.print_head_text:

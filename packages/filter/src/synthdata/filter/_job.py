@@ -165,39 +165,35 @@ def filter_shards(
     if not dataset.shards:
         raise FileNotFoundError(f"{source_text} holds no complete shards (no *.idx.json sidecars)")
     check_classes(dataset.location, classnames, dataset.key_index())
-    text = _Text(templates, list(head_names) if head_names is not None else None)
-    if head_names is not None and len(text.head_names or []) != len(classnames):
-        raise ValueError(f"{len(text.head_names or [])} head names for {len(classnames)} classes")
-    if storage.is_url(out_text):
-        return _filter_to_url(dataset, out_text, classnames, text, cfg, bundle, source_note, started)
-    return _filter_local(dataset, Path(out_text), classnames, text, cfg, bundle, source_note, started)
+    names = list(head_names) if head_names is not None else None
+    if names is not None and len(names) != len(classnames):
+        raise ValueError(f"{len(names)} head names for {len(classnames)} classes")
+    request = _Request(dataset, classnames, templates, names, cfg, bundle, source_note, started)
+    return _filter_to_url(request, out_text) if storage.is_url(out_text) else _filter_local(request, Path(out_text))
 
 
 @dataclass(frozen=True, slots=True)
-class _Text:
-    """The text the head is built from: the templates, and the class names for them (None: the shards')."""
+class _Request:
+    """A checked call of :func:`filter_shards` (``head_names`` None: the head uses the shards' names)."""
 
+    dataset: ShardDataset
+    classnames: list[str]
     templates: Sequence[str]
-    head_names: list[str] | None = None
+    head_names: list[str] | None
+    cfg: FilterConfig
+    bundle: ClipBundle | None
+    source_note: dict[str, Any] | None
+    started: float
 
 
-def _filter_local(
-    dataset: ShardDataset,
-    out: Path,
-    classnames: list[str],
-    text: _Text,
-    cfg: FilterConfig,
-    bundle: ClipBundle | None,
-    source_note: dict[str, Any] | None,
-    started: float,
-) -> FilterResult:
+def _filter_local(req: _Request, out: Path) -> FilterResult:
     report = Path(report_location(out))
-    previous = check_out_dir(dataset.location, out)
+    previous = check_out_dir(req.dataset.location, out)
     # A run that fails before writing any file leaves no directory it created behind (score checkpoints are
     # files, so an interrupted scoring run keeps them for the rerun).
     with removed_on_failure(out), removed_on_failure(report):
-        job = _Job(dataset, out, report, classnames, text.templates, cfg, bundle, text.head_names)
-        return _filter(job, source_note, previous, started)
+        job = _Job(req.dataset, out, report, req.classnames, req.templates, req.cfg, req.bundle, req.head_names)
+        return _filter(job, req.source_note, previous, req.started)
 
 
 def staging_dir(cfg: FilterConfig, out: str) -> Path:
@@ -206,20 +202,11 @@ def staging_dir(cfg: FilterConfig, out: str) -> Path:
     return root / f"filter-{settings_digest(out)[:16]}" / "out"
 
 
-def _filter_to_url(
-    dataset: ShardDataset,
-    out: str,
-    classnames: list[str],
-    text: _Text,
-    cfg: FilterConfig,
-    bundle: ClipBundle | None,
-    source_note: dict[str, Any] | None,
-    started: float,
-) -> FilterResult:
-    check_remote_out(dataset.location, out)
-    local = staging_dir(cfg, out)
+def _filter_to_url(req: _Request, out: str) -> FilterResult:
+    check_remote_out(req.dataset.location, out)
+    local = staging_dir(req.cfg, out)
     local.parent.mkdir(parents=True, exist_ok=True)
-    result = _filter_local(dataset, local, classnames, text, cfg, bundle, source_note, started)
+    result = _filter_local(req, local)
     publish_directory(report_location(local), report_location(out), last=())
     publish_directory(local, out)
     files = {k: v.replace(str(report_location(local)), report_location(out)) for k, v in result.files.items()}

@@ -38,3 +38,11 @@ def local(flag: str, *, what: str = "a local path") -> Callable[[str], str]:
         return text
 
     return parse
+
+
+def check_paths(wanted: list[tuple[str, str | None, str]]) -> None:
+    """``(flag, path or None, what it should be)`` for each input: a missing one is a one-line ``ValueError``
+    naming the flag and what was expected (checked before a command imports its models)."""
+    for flag, path, what in wanted:
+        if path is not None and not storage.exists(path):
+            raise ValueError(f"{flag} {path}: no such file or directory; expected {what}")
