@@ -76,7 +76,7 @@ def _run(cmd: Command, args: argparse.Namespace) -> int:
     from synthdata.shards import storage
     from synthdata.shards.atomic import atomic_write_json
 
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, args.quiet)
     config = cmd.build(GenerateConfig, args, RECIPES)
     config.resolved()  # check the settings before reading anything
     records = _read_prompts(args.prompts_file)

@@ -87,7 +87,7 @@ def _print_summary(result, args: argparse.Namespace) -> None:
 def _body(cmd: Command, args: argparse.Namespace, argv: list[str] | None) -> int:
     from synthdata.tools._pipeline import dry_run, run_pipeline
 
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, args.quiet)
     cfg = _config(cmd, args)
     if args.dry_run:
         print(dry_run(cfg, args.out))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 
@@ -138,9 +137,8 @@ def _transfer(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    setup_logging(args.verbose)
-    if _rank() > 0 or args.quiet:
-        logging.getLogger().setLevel(logging.WARNING)  # progress is logged by rank 0
+    others = _rank() > 0  # progress is logged by rank 0
+    setup_logging(args.verbose and not others, args.quiet or others)
     body = _train if args.command == "train" else _transfer
 
     def run() -> int:

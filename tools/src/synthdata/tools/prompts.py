@@ -124,7 +124,7 @@ def _run(cmd: Command, args: argparse.Namespace) -> int:
         _print_datasets()
         return 0
     _check_usage(cmd, args)
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, args.quiet)
     from synthdata.prompts import write_prompts
     from synthdata.prompts.classes import resolve_classes
 
