@@ -225,26 +225,26 @@ def test_templates_file_and_threshold_rule(demo_dir, tmp_path):
 def test_templates_follow_the_data_set_the_shards_were_made_for(tmp_path):
     import synthdata.prompts as prompts
     from synthdata.shards import DatasetInfo, write_dataset_json
-    from synthdata.tools.filter import build_parser, resolve_classes
+    from synthdata.tools.filter import build_command, resolve_text
 
     src = make_demo(tmp_path / "A", classes=2, per_class=1, size=16)
-    args = build_parser().parse_args(["--in", str(src), "--out", str(tmp_path / "F")])
-    names, templates, origin = resolve_classes(args)
+    args = build_command().parser.parse_args(["--in", str(src), "--out", str(tmp_path / "F")])
+    names, templates, origin = resolve_text(args)[:3]
     assert names == read_dataset_json(src).classes and "dataset.json" in origin
     assert templates == list(DEFAULT_TEMPLATES)  # "demo" is no built-in data set
     write_dataset_json(src, DatasetInfo(classes=names, name="eurosat"))
-    _, templates, origin = resolve_classes(args)
+    _, templates, origin = resolve_text(args)[:3]
     assert templates == list(prompts.get_dataset("eurosat").templates) and "eurosat" in origin
     # a run named after its --out folder, but holding exactly EuroSAT's classes, still gets its templates
     eurosat = list(prompts.get_dataset("eurosat").classnames)
     write_dataset_json(src, DatasetInfo(classes=eurosat, name="gen"))
-    names, templates, origin = resolve_classes(args)
+    names, templates, origin = resolve_text(args)[:3]
     assert names == eurosat and templates == list(prompts.get_dataset("eurosat").templates)
     assert "the classes of eurosat" in origin
     listed = tmp_path / "classes.txt"
     listed.write_text("\n".join(eurosat) + "\n")
-    args = build_parser().parse_args(["--in", str(src), "--out", str(tmp_path / "F"), "--classes", str(listed)])
-    assert resolve_classes(args)[1] == list(prompts.get_dataset("eurosat").templates)
+    args = build_command().parser.parse_args(["--in", str(src), "--out", str(tmp_path / "F"), "--classes", str(listed)])
+    assert resolve_text(args)[1] == list(prompts.get_dataset("eurosat").templates)
 
 
 def test_recipe_paper_scores_with_the_official_filter_text(tmp_path, monkeypatch):

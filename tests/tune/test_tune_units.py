@@ -178,13 +178,13 @@ def test_classes_from_shards_find_the_templates_of_a_known_class_list(tmp_path):
     from synthdata.clip import DEFAULT_TEMPLATES
     from synthdata.prompts import get_dataset
     from synthdata.shards import DatasetInfo, make_demo, write_dataset_json
-    from synthdata.tools.tune import build_parser, resolve_classes
+    from synthdata.tools.tune import build_command, resolve_head
 
     src = make_demo(tmp_path / "gen", classes=2, per_class=1, size=16)
     argv = ["--in", str(src), "--eval", str(src), "--out", str(tmp_path / "T"), "--classes-from-shards"]
-    args = build_parser().parse_args(argv)
-    assert resolve_classes(args)[1] == list(DEFAULT_TEMPLATES)
+    args = build_command().parser.parse_args(argv)
+    assert resolve_head(args)[1] == list(DEFAULT_TEMPLATES)
     eurosat = get_dataset("eurosat")
     write_dataset_json(src, DatasetInfo(classes=list(eurosat.classnames), name="gen"))
-    names, templates, source = resolve_classes(args)
+    names, templates, source = resolve_head(args)[:3]
     assert names == list(eurosat.classnames) and templates == list(eurosat.templates) and "eurosat" in source

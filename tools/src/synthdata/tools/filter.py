@@ -55,16 +55,6 @@ def build_command() -> Command:
     return cmd
 
 
-def build_parser() -> argparse.ArgumentParser:
-    return build_command().parser
-
-
-def resolve_classes(args: argparse.Namespace) -> tuple[list[str], list[str], str]:
-    """Class names, templates and a note on where they came from."""
-    classnames, templates, origin, _ = resolve_text(args)
-    return classnames, templates, origin
-
-
 def resolve_text(args: argparse.Namespace) -> tuple[list[str], list[str], str, list[str] | None]:
     """The shards' class names, the templates, where they came from, and the names the CLIP head is built
     from when they differ (``--recipe paper`` on a built-in data set: the official filter's one prompt a

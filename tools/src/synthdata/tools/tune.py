@@ -67,16 +67,6 @@ def build_command() -> Command:
     return cmd
 
 
-def build_parser() -> argparse.ArgumentParser:
-    return build_command().parser
-
-
-def resolve_classes(args: argparse.Namespace) -> tuple[list[str], list[str], str]:
-    """Class names, templates, and where they came from."""
-    classnames, templates, origin, _ = resolve_head(args)
-    return classnames, templates, origin
-
-
 def resolve_head(args: argparse.Namespace) -> tuple[list[str], list[str], str, list[list[str]] | None]:
     """The zero-shot head's class names and templates for ``args.recipe``, where they came from, and the
     other names of each class its ImageFolder folders may have (None: the class names only).
