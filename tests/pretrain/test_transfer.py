@@ -46,7 +46,11 @@ def test_linear_probe_and_finetune(checkpoint: Path, demo_folders: tuple[Path, P
     assert [json.loads(line)["mode"] for line in lines] == ["linear", "finetune"]
 
 
-def test_transfer_errors(checkpoint: Path, demo_folders: tuple[Path, Path], tmp_path: Path) -> None:
+def test_transfer_errors(
+    checkpoint: Path, demo_folders: tuple[Path, Path], demo_shards: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(PretrainError, match=r"--train .*holds WebDataset shards.*--imagefolder"):
+        transfer(_config(checkpoint, demo_folders, train_dir=str(demo_shards)))
     with pytest.raises(PretrainError, match="--eval "):
         transfer(_config(checkpoint, demo_folders, eval_dir=str(tmp_path / "missing")))
     other = tmp_path / "other"

@@ -33,6 +33,11 @@ def _image_folder(path: str, transform: Any, flag: str) -> ImageFolder:
         raise PretrainError(
             f"{flag} {path}: no such directory (expected one sub-directory of images per class)"
         )
+    if any(Path(path).glob("*.tar")):
+        raise PretrainError(
+            f"{flag} {path}: holds WebDataset shards; transfer reads an ImageFolder of real images "
+            f"(synth-shards export {path} --imagefolder OUT writes one)"
+        )
     try:
         return ImageFolder(path, transform=transform)
     except (FileNotFoundError, RuntimeError) as exc:
