@@ -192,7 +192,7 @@ def read_many(locations: list[str]) -> dict[str, bytes | None]:
                 out[loc] = None
     if remote:
         fs, _ = filesystem(remote[0])
-        inner = {loc: filesystem(loc)[1] for loc in remote}
+        inner = {loc: fs._strip_protocol(loc) for loc in remote}  # url_to_fs per location costs ~0.1 ms
         blobs = fs.cat(list(inner.values()), on_error="return")
         blobs = blobs if isinstance(blobs, dict) else {}
         for loc, key in inner.items():
@@ -206,14 +206,7 @@ def read_bytes(location: str | os.PathLike[str]) -> bytes:
     if not is_url(location):
         return local_path(location).read_bytes()
     fs, path = filesystem(location)
-    try:
-        return fs.cat_file(path)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        if "404" in str(exc) or "Not Found" in str(exc):
-            raise FileNotFoundError(os.fspath(location)) from exc
-        raise
+    return fs.cat_file(path)  # fsspec's backends raise FileNotFoundError for a missing object (HTTP 404)
 
 
 def read_text(location: str | os.PathLike[str]) -> str:
