@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from synthdata.shards import CorruptShardError, DatasetInfoError, ShardDataset, iter_samples, list_shards
+from synthdata.shards import (
+    CorruptShardError,
+    DatasetInfoError,
+    ShardDataset,
+    iter_samples,
+    list_shards,
+    storage,
+)
 from synthdata.shards.layout import sidecar_path
 
 from ._helpers import make_dataset
@@ -95,3 +102,18 @@ def test_a_brace_pattern_names_some_shards_of_one_directory(tmp_path: Path) -> N
         ShardDataset.open(f"{tmp_path}/t-000-{{000000..000005}}.tar")
     with pytest.raises(FileNotFoundError, match="one directory"):
         ShardDataset.open(f"{tmp_path}/{{a,b}}/t-000-000000.tar")
+
+
+@pytest.mark.parametrize("remote", [False, True], ids=["local", "memory"])
+def test_a_sidecar_that_is_not_json_is_refused_by_name(tmp_path: Path, remote: bool) -> None:
+    make_dataset(tmp_path / "d", n=8, max_count=4)
+    location = str(tmp_path / "d")
+    if remote:
+        location = f"memory://handle-{tmp_path.name}"
+        for p in (tmp_path / "d").iterdir():
+            storage.write_bytes(f"{location}/{p.name}", p.read_bytes())
+        assert ShardDataset.open(location).key_index() == ShardDataset.open(tmp_path / "d").key_index()
+    bad = storage.join(location, sidecar_path(list_shards(tmp_path / "d")[1]).name)
+    storage.write_bytes(bad, b"{not json")
+    with pytest.raises(CorruptShardError, match=r"t-000-000001\.idx\.json: unreadable sidecar"):
+        ShardDataset.open(location)

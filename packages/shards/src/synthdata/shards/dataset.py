@@ -79,23 +79,6 @@ def parse_sidecar(obj: Any, source: str) -> ShardEntry:
     )
 
 
-def _read_sidecars(location: str, names: list[str]) -> list[tuple[str, bytes]]:
-    """``(sidecar location, bytes)`` for each name; remote ones fetched in one batched request."""
-    paths = [storage.join(location, n) for n in names]
-    if not storage.is_url(location) or not paths:
-        return [(p, storage.read_bytes(p)) for p in paths]
-    fs, _ = storage.filesystem(location)
-    inner = [storage.filesystem(p)[1] for p in paths]
-    blobs = fs.cat(inner, on_error="return")
-    out = []
-    for p, key in zip(paths, inner, strict=True):
-        data = blobs.get(key) if isinstance(blobs, dict) else None
-        if not isinstance(data, bytes):
-            raise CorruptShardError(f"{p}: unreadable sidecar ({data!r})")
-        out.append((p, data))
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class ShardDataset:
     """A shard directory's ``dataset.json`` (``info``, None if absent) and its complete shards in name order."""
@@ -134,7 +117,9 @@ class ShardDataset:
                 )
             names = sorted(only)
         entries = []
-        for source, data in _read_sidecars(text, names):
+        for source, data in storage.read_many([storage.join(text, n) for n in names]).items():
+            if data is None:
+                raise CorruptShardError(f"{source}: unreadable sidecar (gone since the listing, or no access)")
             try:
                 obj = json.loads(data)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
