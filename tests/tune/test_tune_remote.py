@@ -155,6 +155,9 @@ def test_the_local_fingerprint_is_the_sidecar_bytes_digest(shards, s3_server, tm
     side.write_text(json.dumps({**obj, "classes": [(c + 1) % 4 for c in obj["classes"]]}))
     with pytest.raises(DataError, match="changed while it was being read"):
         sidecar_digests(dataset)
+    side.unlink()  # and one removed since is one line too
+    with pytest.raises(DataError, match="unreadable sidecar"):
+        sidecar_digests(dataset)
 
 
 @pytest.mark.parametrize("option", ["--in", "--eval", "--few-shot"])

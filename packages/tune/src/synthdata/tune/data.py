@@ -138,9 +138,12 @@ def sidecar_digests(dataset: ShardDataset) -> list[str]:
     """The sha256 of each shard's sidecar bytes, in ``dataset.shards`` order (remote ones fetched in one
     batched request). Each sidecar read must still describe the indexed shard, else :class:`DataError`."""
     sources = [sidecar_location(s.location) for s in dataset.shards]
-    blobs = _read_all(dataset.location, sources)
+    blobs = storage.read_many(sources)
     digests = []
-    for shard, source, data in zip(dataset.shards, sources, blobs, strict=True):
+    for shard, source in zip(dataset.shards, sources, strict=True):
+        data = blobs[source]
+        if data is None:
+            raise DataError(f"{source}: unreadable sidecar (gone since the index was read, or no access)")
         try:
             same = parse_sidecar(json.loads(data), source) == shard
         except (ValueError, ShardError):
@@ -149,21 +152,6 @@ def sidecar_digests(dataset: ShardDataset) -> list[str]:
             raise DataError(f"{source}: changed while it was being read; rerun when the shards are complete")
         digests.append(hashlib.sha256(data).hexdigest())
     return digests
-
-
-def _read_all(location: str, sources: list[str]) -> list[bytes]:
-    if not storage.is_url(location) or not sources:
-        return [storage.read_bytes(s) for s in sources]
-    fs, _ = storage.filesystem(location)
-    inner = [storage.filesystem(s)[1] for s in sources]
-    blobs = fs.cat(inner, on_error="return")
-    out = []
-    for source, key in zip(sources, inner, strict=True):
-        data = blobs.get(key)
-        if not isinstance(data, bytes):
-            raise DataError(f"{source}: unreadable sidecar ({data!r})")
-        out.append(data)
-    return out
 
 
 class DecodedImages(torch.utils.data.IterableDataset):
@@ -211,14 +199,10 @@ def _usable_cpus() -> int:
 
 
 def is_shard_dir(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` (a local directory or a directory URL) holds a ``dataset.json`` or sidecars."""
-    if not storage.is_url(path):
-        path = storage.local_path(path)
-        return (path / DATASET_JSON).is_file() or any(path.glob("*.idx.json"))
-    try:
-        return storage.exists(storage.join(path, DATASET_JSON)) or bool(storage.listdir(path, "*.idx.json"))
-    except (OSError, ValueError):
-        return False
+    """Whether the local directory ``path`` holds a ``dataset.json`` or sidecars (a URL is always taken
+    as a shard directory, see :func:`load_image_set`)."""
+    path = storage.local_path(path)
+    return (path / DATASET_JSON).is_file() or any(path.glob("*.idx.json"))
 
 
 def _named(root: Path | str, flag: str | None) -> str:
