@@ -91,3 +91,14 @@ def test_registry_does_not_import_torch():
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_prompt_holding_a_unicode_line_separator_reads_back(tmp_path):
+    # json.dumps(ensure_ascii=False) writes U+2028, U+2029 and U+0085 unescaped; only \n ends a line
+    recs = [PromptRecord(prompt_id(0, n), 0, "cat", f"a cat{sep}on a mat", "le") for n, sep in
+            enumerate(["\u2028", "\u2029", "\x85"])]
+    path = tmp_path / "p.jsonl"
+    write_prompts(path, recs)
+    assert read_prompts(path) == recs
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))  # a file saved with CRLF line ends
+    assert read_prompts(path) == recs

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -71,9 +72,11 @@ def read_prompts(path: str | Path) -> list[PromptRecord]:
     from synthdata.shards import storage
 
     source = str(path) if storage.is_url(path) else Path(path)
-    text = storage.read_text(source) if storage.is_url(path) else Path(path).read_text(encoding="utf-8")
+    text = storage.read_text(source)
     out: list[PromptRecord] = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    # lines as a text-mode file has them (\n, \r\n, \r), not str.splitlines(), which also splits at
+    # U+2028, U+0085 and the like: JSON keeps those unescaped inside strings
+    for lineno, line in enumerate(io.StringIO(text, newline=None), 1):
         if not line.strip():
             continue
         try:
