@@ -49,3 +49,22 @@ def test_bad_arguments(tmp_path):
         list(iter_samples(tmp_path / "nope"))
     with pytest.raises(ValueError, match="on_error"):
         list(iter_samples(tmp_path, on_error="ignore"))  # type: ignore[arg-type]
+
+
+def test_read_sidecar_takes_a_path_a_file_url_or_a_url(tmp_path):
+    import json
+
+    from synthdata.shards import storage
+    from synthdata.shards.resume import read_sidecar
+
+    make_dataset(tmp_path, n=4)
+    shard = list_shards(tmp_path)[0]
+    expected = json.loads(sidecar_path(shard).read_text())
+    url = f"memory://reader-{tmp_path.name}/{shard.name}"
+    storage.write_bytes(url[: -len(".tar")] + ".idx.json", sidecar_path(shard).read_bytes())
+    assert read_sidecar(shard) == read_sidecar(str(shard)) == read_sidecar(f"file://{shard}") == expected
+    assert read_sidecar(url) == expected
+    assert read_sidecar(tmp_path / "none-000-000000.tar") is None
+    assert read_sidecar(f"memory://reader-{tmp_path.name}/none-000-000000.tar") is None
+    sidecar_path(shard).write_text("{broken")
+    assert read_sidecar(shard) is None

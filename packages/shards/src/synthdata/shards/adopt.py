@@ -21,8 +21,8 @@ from synthdata.shards.dataset_info import DatasetInfo, parse_dataset_json
 from synthdata.shards.encoding import IMAGE_EXTENSIONS
 from synthdata.shards.errors import CorruptShardError, ShardError
 from synthdata.shards.interop import InteropFiles, label_source, write_interop_files
-from synthdata.shards.layout import DATASET_JSON, SIDECAR_SUFFIX
-from synthdata.shards.reader import iter_tar_stream, sidecar_location
+from synthdata.shards.layout import DATASET_JSON, SIDECAR_SUFFIX, sidecar_location
+from synthdata.shards.reader import iter_tar_stream
 from synthdata.shards.writer import SIDECAR_SCHEMA
 
 PRODUCER = "synth-shards index"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -23,6 +24,12 @@ def shard_name(prefix: str, rank: int, index: int) -> str:
 def sidecar_path(shard: Path) -> Path:
     """The index file written after ``shard`` is complete: ``NAME.idx.json`` beside ``NAME.tar``."""
     return shard.with_name(shard.name[: -len(".tar")] + SIDECAR_SUFFIX)
+
+
+def sidecar_location(shard: str | os.PathLike[str]) -> str:
+    """The sidecar of a shard given as a path or a URL (``NAME.tar`` -> ``NAME.idx.json``)."""
+    text = os.fspath(shard)
+    return text[: -len(".tar")] + SIDECAR_SUFFIX if text.endswith(".tar") else text + SIDECAR_SUFFIX
 
 
 def shard_for_sidecar(sidecar: Path) -> Path:

@@ -20,6 +20,7 @@ from synthdata.shards.atomic import HashingReader, sha256_file
 from synthdata.shards.encoding import IMAGE_EXTENSIONS, decode_image
 from synthdata.shards.errors import CorruptShardError
 from synthdata.shards.layout import SIDECAR_SUFFIX, shard_for_sidecar
+from synthdata.shards.layout import sidecar_location as sidecar_location  # re-exported: tune imports it here
 from synthdata.shards.resume import read_sidecar
 
 log = logging.getLogger(__name__)
@@ -72,23 +73,6 @@ def shard_locations(source: str | os.PathLike[str]) -> list[str]:
         raise FileNotFoundError(f"shard directory {text} does not exist")
     names = [n for n in storage.listdir(text, f"*{SIDECAR_SUFFIX}") if not n.startswith(".")]
     return [storage.join(text, n[: -len(SIDECAR_SUFFIX)] + ".tar") for n in names]
-
-
-def sidecar_location(shard: str | os.PathLike[str]) -> str:
-    """The sidecar of a shard given as a path or a URL (``NAME.tar`` -> ``NAME.idx.json``)."""
-    text = os.fspath(shard)
-    return text[: -len(".tar")] + SIDECAR_SUFFIX if text.endswith(".tar") else text + SIDECAR_SUFFIX
-
-
-def read_sidecar_at(shard: str | os.PathLike[str]) -> dict | None:
-    """The parsed sidecar of a shard (path or URL), or None if it is missing or unreadable."""
-    if not storage.is_url(shard):
-        return read_sidecar(storage.local_path(shard))
-    try:
-        obj = json.loads(storage.read_bytes(sidecar_location(shard)))
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return obj if isinstance(obj, dict) else None
 
 
 def _group_members(tar: tarfile.TarFile, name: str) -> Iterator[tuple[str, dict[str, bytes]]]:
@@ -213,7 +197,7 @@ def _shard_samples(shard: str | Path, decode: bool, verify_checksum: bool) -> It
         for i, (key, members) in enumerate(iter_tar_groups(path)):
             yield parse_sample(key, members, path.name, decode=decode, cls=sidecar_label(side, i, key))
         return
-    side, name = read_sidecar_at(shard), storage.basename(shard)
+    side, name = read_sidecar(shard), storage.basename(shard)
     with _fetched(shard, side, verify_checksum) as spool, tarfile.open(fileobj=spool, mode="r:") as tar:
         for i, (key, members) in enumerate(_group_members(tar, name)):
             yield parse_sample(key, members, name, decode=decode, cls=sidecar_label(side, i, key))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from synthdata.shards import storage
 from synthdata.shards.atomic import TEMP_MARK, is_temp_of, sha256_file
-from synthdata.shards.layout import SIDECAR_SUFFIX, sidecar_path
+from synthdata.shards.layout import SIDECAR_SUFFIX, sidecar_location, sidecar_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,15 +39,9 @@ def _parse_sidecar(data: bytes | None) -> dict | None:
 
 
 def read_sidecar(shard: str | os.PathLike[str]) -> dict | None:
-    """The parsed sidecar of ``shard`` (a path or a URL), or None if it is missing or unreadable."""
-    if storage.is_url(shard):
-        text = os.fspath(shard)
-        try:
-            return _parse_sidecar(storage.read_bytes(text[: -len(".tar")] + SIDECAR_SUFFIX))
-        except FileNotFoundError:
-            return None
+    """The parsed sidecar of ``shard`` (a path, ``file://`` or a URL), or None if it is missing or unreadable."""
     try:
-        return _parse_sidecar(sidecar_path(Path(shard)).read_bytes())
+        return _parse_sidecar(storage.read_bytes(sidecar_location(shard)))
     except FileNotFoundError:
         return None
 

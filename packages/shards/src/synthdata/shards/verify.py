@@ -12,7 +12,8 @@ from synthdata.shards.atomic import TEMP_MARK, HashingReader
 from synthdata.shards.dataset_info import read_dataset_json
 from synthdata.shards.errors import CorruptShardError, DatasetInfoError
 from synthdata.shards.layout import SIDECAR_SUFFIX
-from synthdata.shards.reader import iter_tar_stream, parse_sample, read_sidecar_at, sidecar_label
+from synthdata.shards.reader import iter_tar_stream, parse_sample, sidecar_label
+from synthdata.shards.resume import read_sidecar
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +115,7 @@ def _verify_shard(
 ) -> list[str]:
     """Check one shard against its sidecar; add its problems to ``report`` and return its keys."""
     name = storage.basename(shard)
-    side = read_sidecar_at(shard)
+    side = read_sidecar(shard)
     if side is None:
         report.problems.append(Problem(name, "bad sidecar", "the .idx.json is not valid JSON"))
         return []

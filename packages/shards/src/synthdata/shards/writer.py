@@ -24,7 +24,7 @@ from synthdata.shards.encoding import (
     validate_key,
 )
 from synthdata.shards.errors import OutputDirError, SampleError
-from synthdata.shards.layout import SIDECAR_SUFFIX, shard_name, sidecar_path
+from synthdata.shards.layout import shard_name, sidecar_location, sidecar_path
 
 SIDECAR_SCHEMA = "synthdata.shard-index/1"
 TAR_MTIME = 0  # fixed so the same samples always give byte-identical shards
@@ -291,7 +291,7 @@ def upload_shard(local: str | os.PathLike[str], location: str) -> None:
     local = Path(local)
     if storage.basename(location) != local.name:
         raise ValueError(f"upload_shard: {local.name} would be stored as {storage.basename(location)}")
-    remote_sidecar = location[: -len(".tar")] + SIDECAR_SUFFIX
+    remote_sidecar = sidecar_location(location)
     storage.remove(remote_sidecar)
     storage.upload(local, location)
     storage.upload(sidecar_path(local), remote_sidecar)
