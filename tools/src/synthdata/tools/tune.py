@@ -128,8 +128,19 @@ def _body(cmd: Command, args: argparse.Namespace) -> int:
     bar = tqdm(total=cfg.epochs, desc="tuning", unit="epoch", disable=args.quiet or not sys.stderr.isatty(),
                file=sys.stderr, dynamic_ncols=True)
     with bar:
-        record = _tune(args, cfg, classnames, templates, run_tuning, class_aliases=aliases,
-                       on_epoch=lambda row: bar.update(1))
+        record = run_tuning(
+            cfg,
+            classnames=classnames,
+            templates=templates,
+            class_aliases=aliases,
+            eval_data=args.eval_dir,
+            out=args.out,
+            train=args.src,
+            few_shot=args.few_shot,
+            cache_dir=args.feature_cache or None,
+            resume=not args.fresh,
+            on_epoch=lambda row: bar.update(1),
+        )
     wise = record["wise_ft_best"]
     print(
         f"zero-shot top-1 {100 * record['zeroshot_top1']:.2f}%  ->  tuned top-1 {100 * record['top1']:.2f}%"
@@ -144,22 +155,6 @@ def _body(cmd: Command, args: argparse.Namespace) -> int:
         )
     print(f"wrote {Path(args.out) / 'results.jsonl'} and heads, confusion.png, config.json, train_log.jsonl")
     return 0
-
-
-def _tune(args: argparse.Namespace, cfg: TuneConfig, classnames: list[str], templates: list[str], run_tuning,
-          **kwargs) -> dict:
-    return run_tuning(
-        cfg,
-        classnames=classnames,
-        templates=templates,
-        eval_data=args.eval_dir,
-        out=Path(args.out),
-        train=args.src,
-        few_shot=args.few_shot,
-        cache_dir=Path(args.feature_cache) if args.feature_cache else None,
-        resume=not args.fresh,
-        **kwargs,
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
