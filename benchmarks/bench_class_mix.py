@@ -12,7 +12,6 @@ order with and without its seeded permutation, against the ``C (1 - (1 - 1/C)^B)
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table, write_json
 
 from synthdata.diffusion.runner import Prompt, cut_shards, plan_items
-from synthdata.shards import item_seed
+from synthdata.shards.pipeline import SHUFFLE_BUFFER, SeededSampleShuffle, shuffle_initial
 
 
 def _prompts(classes: int, per_class: int) -> list[Prompt]:
@@ -42,8 +41,7 @@ def batch_coverage(items: list, *, shard_size: int, shuffle: int, initial: int, 
     shards = cut_shards(items, shard_size)
     order = list(wds.detshuffle(bufsize=len(shards), initial=len(shards), seed=seed).run(iter(shards)))
     stream = ({"cls": it.prompt.class_index} for shard in order for it in shard.items)
-    rng = random.Random(item_seed(seed, "epoch0/rank0/worker0", stream="shuffle"))
-    shuffled = wds.filters._shuffle(stream, shuffle, initial, rng) if shuffle else stream
+    shuffled = SeededSampleShuffle(shuffle, initial, seed).run(stream) if shuffle else stream
     out, current = [], set()
     for n, sample in enumerate(shuffled, 1):
         current.add(sample["cls"])
@@ -69,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     permuted = plan_items(_prompts(args.classes, args.prompts_per_class), images_per_prompt=args.images_per_prompt,
                           seed=args.seed)
     orders = {"prompts order (before)": _unpermuted(permuted), "seeded permutation (now)": permuted}
-    buffers = {"1000, initial 100 (before)": (1000, 100), "8192, initial 2048 (timm; now)": (8192, 2048)}
+    now = (SHUFFLE_BUFFER, shuffle_initial(SHUFFLE_BUFFER))
+    buffers = {"1000, initial 100 (before)": (1000, 100), f"{now[0]}, initial {now[1]} (timm; now)": now}
     independent = args.classes * (1 - (1 - 1 / args.classes) ** args.batch_size)
     rows = []
     for order_name, items in orders.items():
