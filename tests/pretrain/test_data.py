@@ -96,3 +96,10 @@ def test_a_brace_pattern_in_a_shard_directory_reads_its_index(demo_shards) -> No
 
     source = resolve_source(f"{demo_shards}/demo-000-{{000000..000003}}.tar")
     assert source.num_classes == 4 and len(source.urls) == 4 and source.total == sum(source.counts or [])
+
+
+def test_a_pattern_naming_incomplete_shards_says_so(demo_shards: Path) -> None:
+    # the directory exists (with its dataset.json): the error names the missing shards, not a missing directory
+    with pytest.raises(PretrainError, match=r"not complete in .*no sidecar: demo-000-000008\.tar") as caught:
+        resolve_source(f"{demo_shards}/demo-000-{{000006..000099}}.tar")
+    assert "no such directory" not in str(caught.value)

@@ -83,6 +83,8 @@ def _from_directory(data: str, num_classes: int | None) -> ShardSource:
     try:
         dataset = ShardDataset.open(data, flag="--data", require_info=True)
     except FileNotFoundError as exc:
+        if _is_pattern(data):  # its directory holds a dataset.json: some shards it names are not complete
+            raise PretrainError(str(exc)) from exc
         raise PretrainError(
             f"--data {data}: no such directory; pass a shard directory (made by synth-generate, synth-filter "
             "or `synth-shards make-demo`), its URL, or a shard URL pattern"
