@@ -184,15 +184,6 @@ def test_paper_labels_of_a_class_list_get_an_article():
     assert paper_domain(None) == ("", "")
 
 
-def test_build_paper_reproduces_the_committed_file():
-    path = ROOT / "packages" / "prompts" / "scripts" / "build_paper.py"
-    spec = importlib.util.spec_from_file_location("build_paper", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    committed = json.loads((ROOT / "packages/prompts/src/synthdata/prompts/data/paper.json").read_text("utf-8"))
-    assert module.build() == committed
-
-
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_folder_names_start_with_the_class_name(dataset):
     from synthdata.prompts import folder_names
@@ -203,10 +194,11 @@ def test_folder_names_start_with_the_class_name(dataset):
     assert all(n[0] == c and len(n) == len(set(n)) for n, c in zip(names, spec.classnames, strict=True))
 
 
-def test_build_folders_reproduces_the_committed_file():
-    path = ROOT / "packages" / "prompts" / "scripts" / "build_folders.py"
-    spec = importlib.util.spec_from_file_location("build_folders", path)
+@pytest.mark.parametrize(("script", "data"), [("build_paper", "paper.json"), ("build_folders", "folders.json")])
+def test_the_build_script_reproduces_the_committed_file(script, data):
+    path = ROOT / "packages" / "prompts" / "scripts" / f"{script}.py"
+    spec = importlib.util.spec_from_file_location(script, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    committed = json.loads((ROOT / "packages/prompts/src/synthdata/prompts/data/folders.json").read_text("utf-8"))
+    committed = json.loads((ROOT / "packages/prompts/src/synthdata/prompts/data" / data).read_text("utf-8"))
     assert module.build() == committed
