@@ -4,7 +4,8 @@ A command that writes a whole directory at once (synth-filter) builds it in a lo
 local atomicity rules, then publishes it: the remote ``dataset.json`` is removed first (the remote copy stops
 being complete), every shard is uploaded (size checked) before its sidecar, shards of an earlier output that
 the new one lacks are removed, the other files follow, and ``dataset.json`` comes last. A shard whose remote
-sidecar already equals the local one is not uploaded again, so an interrupted publish resumes cheaply.
+sidecar already equals the local one (and whose tar there has the local size) is not uploaded again, so an
+interrupted publish resumes cheaply: one listing and one batched read of the remote sidecars decide it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synthdata.shards import storage
-from synthdata.shards.layout import DATASET_JSON, SIDECAR_SUFFIX
+from synthdata.shards.layout import DATASET_JSON, SIDECAR_SUFFIX, shard_for_sidecar
+from synthdata.shards.writer import upload_shard
 
 
 @dataclass(slots=True)
@@ -26,39 +28,25 @@ class Published:
     removed: list[str] = field(default_factory=list)
 
 
-def _listing(remote: str, pattern: str) -> list[str]:
-    try:
-        return storage.listdir(remote, pattern)
-    except FileNotFoundError:  # an object store has no empty directories: nothing there yet
-        return []
-
-
-def _same_remote(local: Path, remote: str) -> bool:
-    try:
-        return storage.read_bytes(remote) == local.read_bytes()
-    except FileNotFoundError:
-        return False
-
-
 def _hidden(rel: Path) -> bool:
     return any(part.startswith(".") for part in rel.parts)
 
 
-def _upload_shards(local: Path, remote: str, done: Published) -> set[str]:
-    """Each complete local shard (tar, then sidecar), unless the remote sidecar already matches."""
+def _upload_shards(local: Path, remote: str, present: dict[str, int], done: Published) -> set[str]:
+    """Each complete local shard (tar, then sidecar), unless the remote one already matches: the same sidecar
+    bytes and a tar of the same size in ``present`` (the remote listing). Remote sidecars are read in one
+    batched request."""
+    sidecars = [p for p in sorted(local.glob(f"*{SIDECAR_SUFFIX}")) if not p.name.startswith(".")]
+    there = storage.read_many([storage.join(remote, p.name) for p in sidecars if p.name in present])
     names: set[str] = set()
-    for sidecar in sorted(local.glob(f"*{SIDECAR_SUFFIX}")):
-        if sidecar.name.startswith("."):
-            continue
-        tar = sidecar.with_name(sidecar.name[: -len(SIDECAR_SUFFIX)] + ".tar")
+    for sidecar in sidecars:
+        tar = shard_for_sidecar(sidecar)
         names |= {sidecar.name, tar.name}
-        remote_sidecar = storage.join(remote, sidecar.name)
-        if _same_remote(sidecar, remote_sidecar) and storage.exists(storage.join(remote, tar.name)):
+        same = there.get(storage.join(remote, sidecar.name)) == sidecar.read_bytes()
+        if same and present.get(tar.name) == tar.stat().st_size:
             done.unchanged += [tar.name, sidecar.name]
             continue
-        storage.remove(remote_sidecar)  # a stale sidecar must never vouch for the new tar
-        storage.upload(tar, storage.join(remote, tar.name))
-        storage.upload(sidecar, remote_sidecar)
+        upload_shard(tar, storage.join(remote, tar.name))  # a stale sidecar is removed before the tar goes up
         done.uploaded += [tar.name, sidecar.name]
     return names
 
@@ -74,10 +62,13 @@ def publish_directory(
     for name in last:
         if storage.remove(storage.join(remote, name)):
             done.removed.append(name)
-    names = _upload_shards(local, remote, done)
-    for stale in _listing(remote, f"*{SIDECAR_SUFFIX}") + _listing(remote, "*.tar"):
-        if stale not in names and storage.remove(storage.join(remote, stale)):
-            done.removed.append(stale)
+    present = storage.list_sizes(remote)  # one listing serves the skip test and the stale shards
+    names = _upload_shards(local, remote, present, done)
+    listed = sorted(present)
+    stale = [n for n in listed if n.endswith(SIDECAR_SUFFIX)] + [n for n in listed if n.endswith(".tar")]
+    for name in stale:
+        if name not in names and storage.remove(storage.join(remote, name)):
+            done.removed.append(name)
     files = sorted(p for p in local.rglob("*") if p.is_file() and not _hidden(p.relative_to(local)))
     rest = [p for p in files if p.name not in names and p.relative_to(local).as_posix() not in last]
     for path in rest + [local / name for name in last if (local / name).is_file()]:
