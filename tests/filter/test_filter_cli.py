@@ -281,3 +281,37 @@ def test_recipe_paper_scores_with_the_official_filter_text(tmp_path, monkeypatch
     assert seen["text"][0] == "a centered satellite photo of a Annual Crop Land."
     settings = json.loads((_report(out) / "report.json").read_text())["settings"]
     assert settings["head_names"] == head and verify_dataset(out).ok
+
+
+def test_a_shard_pattern_filters_only_the_shards_it_names(demo_dir, tiny, tmp_path):
+    from synthdata.filter import FilterConfig, filter_shards
+    from synthdata.shards import ShardDataset
+
+    first = list_shards(demo_dir)[0]  # one shard of the three, named by its path
+    named = set(ShardDataset.open(demo_dir).shard(first.name).keys)
+    cfg = FilterConfig(device="cpu", num_workers=0, rule="top1", report=False)
+    classes = read_dataset_json(demo_dir).classes
+    result = filter_shards(str(first), tmp_path / "F", classes, DEFAULT_TEMPLATES[:2], cfg, bundle=tiny)
+    assert result.scored == len(named) == 4
+    assert {r["key"] for r in _scores(tmp_path / "F")} == named
+    assert {s.key for s in iter_samples(tmp_path / "F")} <= named
+
+
+def test_the_input_is_listed_and_read_once(demo_dir, tiny, tmp_path, monkeypatch):
+    from synthdata.filter import FilterConfig, _scoring, filter_shards
+    from synthdata.shards import ShardDataset
+
+    opened, reads = [], []
+    real_open, real_read = ShardDataset.open.__func__, _scoring.read_dataset_json
+
+    def counted_open(cls, location, **kwargs):
+        opened.append(str(location))
+        return real_open(cls, location, **kwargs)
+
+    monkeypatch.setattr(ShardDataset, "open", classmethod(counted_open))
+    monkeypatch.setattr(_scoring, "read_dataset_json", lambda d: reads.append(str(d)) or real_read(d))
+    cfg = FilterConfig(device="cpu", num_workers=0, report=False)
+    classes = read_dataset_json(demo_dir).classes
+    filter_shards(demo_dir, tmp_path / "F", classes, DEFAULT_TEMPLATES[:2], cfg, bundle=tiny)
+    assert opened.count(str(demo_dir)) == 1  # listed and its sidecars read once, not again to score
+    assert reads == []  # its dataset.json came with the dataset

@@ -164,7 +164,7 @@ def filter_shards(
     dataset = ShardDataset.open(source_text, flag="--in")
     if not dataset.shards:
         raise FileNotFoundError(f"{source_text} holds no complete shards (no *.idx.json sidecars)")
-    check_classes(dataset.location, classnames, dataset.key_index())
+    check_classes(dataset, classnames, dataset.key_index())
     names = list(head_names) if head_names is not None else None
     if names is not None and len(names) != len(classnames):
         raise ValueError(f"{len(names)} head names for {len(classnames)} classes")
@@ -233,7 +233,7 @@ def _score(job: _Job, model: _Model) -> ScoreResult:
     fingerprint = _fingerprint(cfg, job.bundle, job.head_names or job.classnames, job.templates)
     cache = ScoreCache(job.report / CACHE_DIR, fingerprint, reuse=cfg.resume)
     return score_shards(
-        job.source.location,
+        job.source,  # the dataset checked before: not listed or read again, and only the shards it names
         model,
         job.classnames,
         job.templates,
@@ -302,7 +302,7 @@ def _filter(job: _Job, source_note: dict[str, Any] | None, previous: bool, start
     atomic_write_json(report / REPORT_FILE, doc)
     files["report"] = str(report / REPORT_FILE)
     write_interop_files(ShardDataset.open(out, read_info=False), classes=classnames, name=_name(source))
-    write_dataset_info(source.location, out, classnames, settings, source_note)  # last: it marks a complete output
+    write_dataset_info(source, out, classnames, settings, source_note)  # last: it marks a complete output
     return FilterResult(
         out_dir=out,
         scored=len(result.scores),

@@ -32,13 +32,20 @@ def _norm_name(name: str) -> str:
     return " ".join(name.replace("_", " ").lower().split())
 
 
-def shard_index(source: str | os.PathLike[str] | ShardDataset) -> dict[str, tuple[str, int]]:
-    """``key -> (shard name, class index)`` from the sidecars of the complete shards (no tar is read)."""
-    dataset = source if isinstance(source, ShardDataset) else ShardDataset.open(source, read_info=False)
-    return dataset.key_index()
+def _dataset_classes(source: str | os.PathLike[str] | ShardDataset) -> list[str] | None:
+    """The class names of the input's ``dataset.json`` (None without one); a dataset opened with its
+    ``dataset.json`` is not read again."""
+    if isinstance(source, ShardDataset):
+        if source.info is not None:
+            return list(source.info.classes)
+        source = source.location
+    try:
+        return read_dataset_json(source).classes
+    except DatasetInfoError:
+        return None
 
 
-def check_classes(source: str | os.PathLike[str], classnames: Sequence[str], index: dict) -> None:
+def check_classes(source: str | os.PathLike[str] | ShardDataset, classnames: Sequence[str], index: dict) -> None:
     """Raise :class:`ClassListError` if ``classnames`` cannot be the shards' classes.
 
     The list must have exactly the length and (ignoring case, ``_`` vs space) the names of the input's
@@ -47,10 +54,9 @@ def check_classes(source: str | os.PathLike[str], classnames: Sequence[str], ind
     classnames = list(classnames)
     if not classnames:
         raise ClassListError("the class list is empty")
-    try:
-        shard_classes: list[str] | None = read_dataset_json(source).classes
-    except DatasetInfoError:
-        shard_classes = None
+    shard_classes = _dataset_classes(source)
+    if isinstance(source, ShardDataset):
+        source = source.location
     if shard_classes is not None:
         if len(shard_classes) != len(classnames):
             raise ClassListError(
@@ -327,7 +333,7 @@ def _score_batches(
 
 
 def score_shards(
-    source: str | os.PathLike[str],
+    source: str | os.PathLike[str] | ShardDataset,
     bundle: ClipBundle | Callable[[], ClipBundle],
     classnames: Sequence[str],
     templates: Sequence[str],
@@ -339,7 +345,8 @@ def score_shards(
     progress: bool = False,
     head_names: Sequence[str] | None = None,
 ) -> ScoreResult:
-    """Score every sample of the shard directory ``source`` with CLIP zero-shot over ``classnames``.
+    """Score every sample of ``source`` (a shard directory, or one already opened as a :class:`ShardDataset`:
+    its shards only) with CLIP zero-shot over ``classnames``.
 
     ``head_names`` (default: ``classnames``) are the names the text head is built from, when they differ
     from the shards' class names (the official filter's one prompt a class, e.g. ``"a Annual Crop Land"``).
@@ -354,10 +361,10 @@ def score_shards(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     started = time.perf_counter()
-    dataset = ShardDataset.open(source, read_info=False)
+    dataset = source if isinstance(source, ShardDataset) else ShardDataset.open(source, read_info=False)
     sidecars = {entry.name: entry.sidecar for entry in dataset.shards}
     index = dataset.key_index()
-    check_classes(dataset.location, classnames, index)
+    check_classes(dataset, classnames, index)
     done = _load_checkpoints(cache, sidecars)
     resumed = len(done)
     todo = [entry for entry in dataset.shards if entry.name not in done]

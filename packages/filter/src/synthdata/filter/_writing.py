@@ -20,13 +20,11 @@ from synthdata.shards import (
     ShardDataset,
     ShardEntry,
     ShardWriter,
-    read_dataset_json,
     storage,
     write_dataset_json,
 )
 from synthdata.shards.atomic import atomic_open
 from synthdata.shards.encoding import decode_image
-from synthdata.shards.errors import DatasetInfoError
 from synthdata.shards.reader import iter_tar_groups, iter_tar_stream, parse_sample
 
 
@@ -156,22 +154,22 @@ def report_doc(
 
 
 def write_dataset_info(
-    source: str,
+    source: ShardDataset,
     out: Path,
     classnames: Sequence[str],
     settings: dict[str, Any],
     source_note: dict[str, Any] | None,
 ) -> None:
     """``dataset.json``: the source's classes and config, with this run's settings under ``filter``."""
-    try:
-        src_info = read_dataset_json(source)
+    src_info = source.info
+    if src_info is not None:
         src_config, src_name, src_producer = dict(src_info.config), src_info.name, src_info.producer
-    except DatasetInfoError:
+    else:
         src_config, src_name, src_producer = {}, "", ""
     src_config.pop("filter", None)
     filter_config = {
         **settings,
-        "source": _where(source),
+        "source": _where(source.location),
         "source_name": src_name,
         "source_producer": src_producer,
         **(source_note or {}),
