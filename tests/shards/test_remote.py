@@ -83,7 +83,8 @@ def test_verify_and_stats_over_http(http_server, tmp_path, capsys):
     assert main(["verify", url, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["directory"] == url and report["ok"] and report["samples"] == 12
-    assert dataset_stats(url).samples == 12
+    stats = dataset_stats(url)
+    assert stats.samples == 12 and stats.bytes == sum(p.stat().st_size for p in list_shards(d))
     out = tmp_path / "sheet.png"
     assert main(["show", url, "--out", str(out)]) == 0
     with Image.open(out) as sheet:

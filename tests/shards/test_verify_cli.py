@@ -122,3 +122,15 @@ def test_demo_classes_are_distinct_and_learnable(tmp_path):
     test = np.array([i for i in range(len(labels)) if i % 6 >= 3])
     pred = np.argmin(((feats[test, None] - centroids[None]) ** 2).sum(-1), axis=1)
     assert (pred == labels[test]).mean() >= 0.9
+
+
+def test_stats_bytes_count_the_tars_there(tmp_path):
+    from synthdata.shards import dataset_stats, list_shards
+
+    d = tmp_path / "d"
+    main(["make-demo", str(d), "--num-classes", "3", "--images-per-class", "5", "--shard-size", "4"])
+    shards = list_shards(d)
+    assert dataset_stats(d).bytes == sum(p.stat().st_size for p in shards)
+    shards[0].unlink()  # its sidecar stays: listed, but there is no tar to count
+    stats = dataset_stats(d)
+    assert stats.bytes == sum(p.stat().st_size for p in shards[1:]) and stats.skipped_shards == [shards[0].name]

@@ -48,7 +48,11 @@ def dataset_stats(directory: str | os.PathLike[str]) -> DatasetStats:
         stats.classes = []
     shards = shard_locations(location)
     stats.shards = len(shards)
-    stats.bytes = sum(storage.size(p) for p in shards if storage.exists(p))
+    sizes = storage.list_sizes(location, "*.tar")  # one listing, not an exists and a size per shard
+    for shard in shards:
+        size = sizes.get(storage.basename(shard))
+        if size is not None:  # a tar its sidecar lists but that is gone counts nothing
+            stats.bytes += size if size >= 0 else storage.size(shard)  # -1: the listing gave no size
     per_class: Counter[int] = Counter()
     sizes: Counter[str] = Counter()
     formats: Counter[str] = Counter()
