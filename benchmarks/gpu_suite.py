@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import re
@@ -38,6 +39,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,24 +129,41 @@ def probe(python: str, env: dict[str, str]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ reading results
-def _load_rows(step: Step) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+ToRow = Callable[[dict[str, Any]], dict[str, Any]]
+"""A benchmark's result row to a report row's fields (``status`` among them)."""
+
+
+def parse_json(step: Step, log: str, to_row: ToRow) -> Parsed:
+    """The rows of the step's ``--json`` file, each made a report row by ``to_row``; the whole file is kept
+    as the step's ``result``."""
     assert step.json_out is not None
     data = json.loads(step.json_out.read_text())
-    return data.get("rows", []), {"result": data}
+    return [row(step.name, **to_row(r)) for r in data.get("rows", [])], {"result": data}
 
 
-def parse_sampling(step: Step, log: str) -> Parsed:
-    raw, fields = _load_rows(step)
-    rows = [
-        row(step.name, "ok", variant=r["variant"], stage=r["stage"], batch=r["batch"],
-            images_per_s=r["images_per_s"], pct_of_flop_bound=r.get("pct_of_flop_bound"),
-            max_abs_err_vs_fp32=r.get("max_abs_err_vs_fp32"), peak_mem_gb=r.get("peak_mem_gib"),
-            seconds=r.get("seconds"), dtype=r.get("dtype"), ms_per_step=r.get("ms_per_step"),
-            achieved_tflops=r.get("achieved_tflops"), flop_bound_images_per_s=r.get("flop_bound_images_per_s"),
-            backends=r.get("backends"))
-        for r in raw
-    ]  # fmt: skip
-    return rows, fields
+def sampling_row(r: dict[str, Any]) -> dict[str, Any]:
+    return dict(status="ok", variant=r["variant"], stage=r["stage"], batch=r["batch"],
+                images_per_s=r["images_per_s"], pct_of_flop_bound=r.get("pct_of_flop_bound"),
+                max_abs_err_vs_fp32=r.get("max_abs_err_vs_fp32"), peak_mem_gb=r.get("peak_mem_gib"),
+                seconds=r.get("seconds"), dtype=r.get("dtype"), ms_per_step=r.get("ms_per_step"),
+                achieved_tflops=r.get("achieved_tflops"), flop_bound_images_per_s=r.get("flop_bound_images_per_s"),
+                backends=r.get("backends"))  # fmt: skip
+
+
+def kernels_row(r: dict[str, Any]) -> dict[str, Any]:
+    return dict(status="ok" if "ms" in r else f"unavailable: {r.get('note', '')}"[:80], variant=r["backend"],
+                stage=f"{r['op']} {r['case']}", max_abs_err_vs_fp32=r.get("max_abs_err"),
+                seconds=r["ms"] / 1000 if "ms" in r else None, throughput=r.get("throughput"), unit=r.get("unit"))  # fmt: skip
+
+
+def filter_row(r: dict[str, Any]) -> dict[str, Any]:
+    return dict(status="ok", variant=r["method"], stage=f"{r['model']} {r['classes']} classes", batch=r["images"],
+                images_per_s=r["images_per_s"], seconds=r["wall_s_all"], speedup_wall=r.get("speedup_wall"))  # fmt: skip
+
+
+def pretrain_row(r: dict[str, Any]) -> dict[str, Any]:
+    return dict(status="ok", variant=r["method"], stage=f"{r['model']} {r['img_size']}px {r['workers']} workers",
+                batch=r["batch"], images_per_s=r["images_per_s"], data_wait_share=r.get("data_wait_share"))  # fmt: skip
 
 
 def parse_official(step: Step, log: str) -> Parsed:
@@ -156,37 +175,6 @@ def parse_official(step: Step, log: str) -> Parsed:
     out = row(step.name, "ok", variant="official-code", stage=best["stage"], batch=best["batch"],
               images_per_s=best["images_per_s"], peak_mem_gb=best.get("peak_mem_gb"), seconds=best["seconds"])  # fmt: skip
     return [out], {"result": {"runs": runs}}
-
-
-def parse_kernels(step: Step, log: str) -> Parsed:
-    raw, fields = _load_rows(step)
-    rows = [
-        row(step.name, "ok" if "ms" in r else f"unavailable: {r.get('note', '')}"[:80], variant=r["backend"],
-            stage=f"{r['op']} {r['case']}", max_abs_err_vs_fp32=r.get("max_abs_err"),
-            seconds=r["ms"] / 1000 if "ms" in r else None, throughput=r.get("throughput"), unit=r.get("unit"))
-        for r in raw
-    ]  # fmt: skip
-    return rows, fields
-
-
-def parse_filter(step: Step, log: str) -> Parsed:
-    raw, fields = _load_rows(step)
-    rows = [
-        row(step.name, "ok", variant=r["method"], stage=f"{r['model']} {r['classes']} classes", batch=r["images"],
-            images_per_s=r["images_per_s"], seconds=r["wall_s_all"], speedup_wall=r.get("speedup_wall"))
-        for r in raw
-    ]  # fmt: skip
-    return rows, fields
-
-
-def parse_pretrain(step: Step, log: str) -> Parsed:
-    raw, fields = _load_rows(step)
-    rows = [
-        row(step.name, "ok", variant=r["method"], stage=f"{r['model']} {r['img_size']}px {r['workers']} workers",
-            batch=r["batch"], images_per_s=r["images_per_s"], data_wait_share=r.get("data_wait_share"))
-        for r in raw
-    ]  # fmt: skip
-    return rows, fields
 
 
 def pytest_summary(log: str) -> dict[str, Any]:
@@ -228,10 +216,10 @@ def build_steps(smoke: bool, work: Path, anchors: Path, python: str = sys.execut
     """The suite's steps in running order (see the module docstring)."""
     sm = ["--smoke"] if smoke else []
 
-    def bench(name: str, what: str, script: str, args: list[str], cap: float, parse: Any, **kw: Any) -> Step:
+    def bench(name: str, what: str, script: str, args: list[str], cap: float, to_row: ToRow, **kw: Any) -> Step:
         out = work / f"{name}.json"
         argv = [python, str(BENCH / script), *sm, *args, "--json", str(out)]
-        return Step(name, what, argv, cap, parse, json_out=out, **kw)
+        return Step(name, what, argv, cap, functools.partial(parse_json, to_row=to_row), json_out=out, **kw)
 
     def official(name: str, base_only: bool, cap: float) -> Step:
         argv = [python, str(anchors / "bench_official_glide.py"), "--repeats", "1"]
@@ -248,23 +236,23 @@ def build_steps(smoke: bool, work: Path, anchors: Path, python: str = sys.execut
     steps = [
         bench("sampling_fast", "ours, cuda_graphs at batches 32 and 64", "bench_sampling.py",
               ["--variants", "cuda_graphs", *stages, *([] if smoke else ["--batches", "32", "64"])], 200,
-              parse_sampling, min_s=60),
+              sampling_row, min_s=60),
         official("official_code_256", base_only=False, cap=150),
         bench("sampling_official", "ours, the official loop (eager fp16, text every step), batch 10",
-              "bench_sampling.py", ["--variants", "official", *stages], 120, parse_sampling, min_s=45),
+              "bench_sampling.py", ["--variants", "official", *stages], 120, sampling_row, min_s=45),
         official("official_code_64", base_only=True, cap=60),
-        bench("kernels", "kernel micro-benchmarks at GLIDE shapes", "bench_kernels.py", [], 90, parse_kernels),
+        bench("kernels", "kernel micro-benchmarks at GLIDE shapes", "bench_kernels.py", [], 90, kernels_row),
         Step("pytest_gpu", "pytest -m gpu", [python, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider",
              *gpu_test_files()], 120, parse_pytest, min_s=30),
-        bench("filter", "CLIP filter throughput", "bench_filter.py", [], 90, parse_filter),
+        bench("filter", "CLIP filter throughput", "bench_filter.py", [], 90, filter_row),
         bench("pretrain", "pre-training loader and training throughput", "bench_pretrain.py", [], 90,
-              parse_pretrain),
+              pretrain_row),
         bench("sampling_nchw", "ours, cuda_graphs at batch 64 without channels_last", "bench_sampling.py",
               ["--variants", "cuda_graphs", "--channels-last", "off", "--batches", "64", "--stages", "base64+up256"],
-              120, parse_sampling, min_s=45,
+              120, sampling_row, min_s=45,
               skip="smoke: channels_last is off on a CPU anyway (sampling_fast runs the script)" if smoke else None),
         bench("sampling_compile", "ours, torch.compile variant at batch 64", "bench_sampling.py",
-              ["--variants", "compile", "--batches", "64", "--stages", "base64+up256"], 240, parse_sampling,
+              ["--variants", "compile", "--batches", "64", "--stages", "base64+up256"], 240, sampling_row,
               min_s=90, skip="smoke: torch.compile takes minutes on a CPU" if smoke else None),
     ]  # fmt: skip
     if smoke:  # tiny work, but a busy 2-core CI machine can be many times slower than an idle one

@@ -172,6 +172,24 @@ def test_parse_official_keeps_the_best_run():
     assert gpu_suite.parse_official(_py("", "x"), "Traceback ...") == ([], {})
 
 
+def test_a_benchmark_steps_rows_come_from_its_json_file(tmp_path):
+    (step,) = gpu_suite.select(gpu_suite.build_steps(True, tmp_path, tmp_path), ["kernels"], [], [])
+    raw = {"environment": {"device": "d"}, "rows": [
+        {"op": "attention", "case": "tiny", "backend": "sdpa", "ms": 2.0, "throughput": 1.5, "unit": "TFLOP/s",
+         "max_abs_err": 0.0},
+        {"op": "attention", "case": "tiny", "backend": "triton", "note": "BackendUnavailableError: no CUDA"},
+    ]}  # fmt: skip
+    step.json_out.write_text(json.dumps(raw))
+    rows, fields = step.parse(step, "")
+    assert fields == {"result": raw}
+    assert [(r["step"], r["variant"], r["stage"], r["status"]) for r in rows] == [
+        ("kernels", "sdpa", "attention tiny", "ok"),
+        ("kernels", "triton", "attention tiny", "unavailable: BackendUnavailableError: no CUDA"),
+    ]
+    assert rows[0]["seconds"] == pytest.approx(0.002) and rows[0]["unit"] == "TFLOP/s"
+    assert all(set(_suite.ROW_KEYS) <= set(r) for r in rows)
+
+
 def test_annotate_speedups_official_bound_and_targets():
     row = _suite.row
     doc = {
