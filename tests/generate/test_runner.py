@@ -117,6 +117,24 @@ def test_a_directory_planned_in_the_old_order_is_refused(tmp_path):
     assert _sidecars(d) == before and (d / DATASET_JSON).exists()  # nothing regenerated or removed
 
 
+def test_a_rerun_reads_dataset_json_once_at_the_start_and_once_at_the_end(tmp_path, monkeypatch):
+    from synthdata.shards import storage
+
+    d = tmp_path / "d"
+    _run(d)
+    reads = []
+    real = storage.read_text
+
+    def counting(location):
+        reads.append(str(location))
+        return real(location)
+
+    monkeypatch.setattr(storage, "read_text", counting)
+    s = _run(d)  # nothing to do: its producer and staleness checked from one read, then the finish's
+    assert s.images == 0 and s.dataset_complete
+    assert [r for r in reads if r.endswith(DATASET_JSON)] == [str(d / DATASET_JSON)] * 2
+
+
 def test_unwritable_and_non_directory_out(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")

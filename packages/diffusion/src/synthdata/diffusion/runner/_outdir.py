@@ -109,7 +109,7 @@ def check_plan_file(out: str, fingerprint: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------------------ dataset.json
-def _read_info(out: str) -> tuple[bool, DatasetInfo | None]:
+def read_info(out: str) -> tuple[bool, DatasetInfo | None]:
     """(whether ``dataset.json`` exists, its parsed content or None when it is invalid)."""
     location = storage.join(out, DATASET_JSON)
     try:
@@ -122,9 +122,9 @@ def _read_info(out: str) -> tuple[bool, DatasetInfo | None]:
         return True, None
 
 
-def check_producer(out: str) -> None:
-    """Refuse a directory whose ``dataset.json`` another tool wrote (before anything is written to it)."""
-    _, info = _read_info(out)
+def check_producer(out: str, info: DatasetInfo | None) -> None:
+    """Refuse a directory whose ``dataset.json`` (``info``, from :func:`read_info`) another tool wrote
+    (before anything is written to it)."""
     if info is not None and info.producer != PRODUCER:
         raise GenerateError(
             f"--out {out} holds a dataset made by {info.producer or 'another tool'}; choose a new --out"
@@ -143,11 +143,13 @@ def _remove_interop_files(out: str) -> None:
             storage.remove(location)
 
 
-def drop_stale_dataset_json(out: str, n_items: int, fingerprint: dict[str, Any]) -> None:
+def drop_stale_dataset_json(
+    out: str, existing: tuple[bool, DatasetInfo | None], n_items: int, fingerprint: dict[str, Any]
+) -> None:
     """A ``dataset.json`` describing another plan (fewer or more items) is removed while this one runs, so
     the directory never claims to be complete for the wrong plan; so are the interop files, which list the
-    shards of that plan for timm, wids and Hugging Face."""
-    present, info = _read_info(out)
+    shards of that plan for timm, wids and Hugging Face. ``existing``: :func:`read_info` at the run's start."""
+    present, info = existing
     if not present:
         return
     if info is None or info.config.get("items") != n_items or info.config.get("fingerprint") != fingerprint:
@@ -218,7 +220,7 @@ def finish_dataset(out: str, info: DatasetInfo, prefix: str, n_shards: int) -> N
     removed = prune_beyond(out, prefix, n_shards)
     if removed:
         log.info("removed %d files of an earlier, larger plan: %s", len(removed), ", ".join(removed[:4]))
-    _, old = _read_info(out)
+    _, old = read_info(out)  # read again: another rank may have written it since the start
     if old is not None and old.producer == PRODUCER and _same_run(old.config, info.config):
         return
     interop = write_interop_files(

@@ -266,10 +266,11 @@ def run_generation(
         pipeline = build_pipeline(cfg, batch_size=min(cfg.batch_size, largest))
     job = _make_job(cfg, pipeline, prompt_list, class_names)
     fingerprint, config_json = _describe_run(job, prompt_list, class_names, len(items), len(shards))
-    _outdir.check_producer(out)
+    existing = _outdir.read_info(out)  # dataset.json, read once: its producer, then whether it is stale
+    _outdir.check_producer(out, existing[1])
     _outdir.prepare(out)  # only now: bad settings or references leave no directory behind
     _outdir.check_plan_file(out, fingerprint)
-    _outdir.drop_stale_dataset_json(out, len(items), fingerprint)
+    _outdir.drop_stale_dataset_json(out, existing, len(items), fingerprint)
 
     mine = split.take(shards)
     complete, todo = _outdir.resume(out, mine)
