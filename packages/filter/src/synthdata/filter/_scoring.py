@@ -208,17 +208,12 @@ class _Scorer:
             clip_scores = [
                 float(s) if r >= 0 else None for s, r in zip(cos.tolist(), rows.tolist(), strict=True)
             ]
+        # One device-to-host copy per column: indexing a (CUDA) tensor per sample syncs three times a sample.
+        columns = zip(keys, classes, confidence.tolist(), top1.tolist(), top_conf.tolist(), clip_scores, strict=True)
         return [
-            SampleScore(
-                key=key,
-                class_index=classes[i],
-                shard=shard,
-                confidence=float(confidence[i]),
-                top1=int(top1[i]),
-                top1_confidence=float(top_conf[i]),
-                clip_score=clip_scores[i],
-            )
-            for i, key in enumerate(keys)
+            SampleScore(key=key, class_index=cls, shard=shard, confidence=conf, top1=top, top1_confidence=tconf,
+                        clip_score=cs)
+            for key, cls, conf, top, tconf, cs in columns
         ]
 
 
