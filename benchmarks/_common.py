@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,16 @@ def environment() -> dict[str, Any]:
     except ImportError:
         info["device"] = f"cpu ({platform.machine()})"
     return info
+
+
+def slug(text: str) -> str:
+    """``text`` as part of a file name: lower case, each run of other characters one ``_``."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def device_slug() -> str:
+    """This machine's device as part of a result name (``nvidia_h200``, ``cpu_x86_64``)."""
+    return slug(environment()["device"])
 
 
 def write_results(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> Path:

@@ -11,7 +11,6 @@ Results: ``benchmarks/results/kernels_<device>.json``.
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import sys
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import environment, print_table, write_json, write_results
+from _common import device_slug, print_table, write_json, write_results
 
 from synthdata.kernels import (
     BackendUnavailableError,
@@ -180,8 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         print("smoke run (tiny shapes): no result file written")
     else:
-        dev = re.sub(r"[^a-z0-9]+", "_", environment()["device"].lower()).strip("_")
-        print(f"wrote {write_results(f'kernels_{dev}', rows, {'kernels': available_backends()})}")
+        print(f"wrote {write_results(f'kernels_{device_slug()}', rows, {'kernels': available_backends()})}")
     return 0
 
 

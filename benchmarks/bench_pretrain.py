@@ -13,7 +13,6 @@ GPU and the share of the epoch spent waiting for data). Writes ``benchmarks/resu
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import environment, print_table, write_json, write_results
+from _common import device_slug, print_table, write_json, write_results
 
 from synthdata.pretrain import TrainConfig, plan_epochs, read_metrics, resolve_source, train
 from synthdata.pretrain.data import epoch_batches
@@ -97,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         print("smoke run (tiny model): no result file written")
     else:
-        dev = re.sub(r"[^a-z0-9]+", "_", environment()["device"].lower()).strip("_")
-        print(f"wrote {write_results(f'pretrain_{dev}', rows)}")
+        print(f"wrote {write_results(f'pretrain_{device_slug()}', rows)}")
     return 0
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -34,7 +33,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import environment, print_table, write_json, write_results
+from _common import device_slug, environment, print_table, write_json, write_results
 
 from synthdata.diffusion import fast
 from synthdata.diffusion.model import Text2ImUNet, create_model
@@ -340,8 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         print("smoke run (tiny random models): no result file written; figures mean nothing")
     else:
-        dev = re.sub(r"[^a-z0-9]+", "_", environment()["device"].lower()).strip("_")
-        print(f"wrote {write_results(args.out or f'sampling_{dev}', rows, extra)}")
+        print(f"wrote {write_results(args.out or f'sampling_{device_slug()}', rows, extra)}")
     return 0
 
 

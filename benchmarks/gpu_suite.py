@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import print_table
+from _common import print_table, slug
 from _suite import Parsed, Report, Step, row, run_suite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,12 +153,14 @@ def sampling_row(r: dict[str, Any]) -> dict[str, Any]:
 def kernels_row(r: dict[str, Any]) -> dict[str, Any]:
     return dict(status="ok" if "ms" in r else f"unavailable: {r.get('note', '')}"[:80], variant=r["backend"],
                 stage=f"{r['op']} {r['case']}", max_abs_err_vs_fp32=r.get("max_abs_err"),
-                seconds=r["ms"] / 1000 if "ms" in r else None, throughput=r.get("throughput"), unit=r.get("unit"))  # fmt: skip
+                seconds=r["ms"] / 1000 if "ms" in r else None, throughput=r.get("throughput"),
+                unit=r.get("unit"))  # fmt: skip
 
 
 def filter_row(r: dict[str, Any]) -> dict[str, Any]:
     return dict(status="ok", variant=r["method"], stage=f"{r['model']} {r['classes']} classes", batch=r["images"],
-                images_per_s=r["images_per_s"], seconds=r["wall_s_all"], speedup_wall=r.get("speedup_wall"))  # fmt: skip
+                images_per_s=r["images_per_s"], seconds=r["wall_s_all"],
+                speedup_wall=r.get("speedup_wall"))  # fmt: skip
 
 
 def pretrain_row(r: dict[str, Any]) -> dict[str, Any]:
@@ -353,14 +355,11 @@ def _num(value: float | None) -> str:
 
 
 # ------------------------------------------------------------------------------------------ main
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "unknown"
-
-
 def report_path(out: Path, device: str, smoke: bool, partial: bool) -> Path:
     """``gpu_suite[_smoke]_<device>_<date>[_partial].json``, with the time added if that name is taken."""
     now = dt.datetime.now(dt.UTC)
-    stem = f"gpu_suite_{'smoke_' if smoke else ''}{_slug(device)}_{now:%Y-%m-%d}{'_partial' if partial else ''}"
+    name = slug(device) or "unknown"
+    stem = f"gpu_suite_{'smoke_' if smoke else ''}{name}_{now:%Y-%m-%d}{'_partial' if partial else ''}"
     path = out / f"{stem}.json"
     return out / f"{stem}_{now:%H%M%S}.json" if path.exists() else path
 

@@ -252,6 +252,17 @@ def test_select_only_skip_and_caps(tmp_path):
         gpu_suite.select(steps, ["kernel"], [], [])
 
 
+def test_report_names_carry_the_device_and_never_overwrite(tmp_path):
+    first = gpu_suite.report_path(tmp_path, "NVIDIA H200", smoke=False, partial=False)
+    assert first.name.startswith("gpu_suite_nvidia_h200_20") and first.suffix == ".json"
+    first.write_text("{}")
+    again = gpu_suite.report_path(tmp_path, "NVIDIA H200", smoke=False, partial=False)
+    assert again != first and again.stem.startswith(first.stem + "_")
+    smoke = gpu_suite.report_path(tmp_path, "cpu (x86_64)", smoke=True, partial=True)
+    assert smoke.name.startswith("gpu_suite_smoke_cpu_x86_64_") and smoke.stem.endswith("_partial")
+    assert gpu_suite.report_path(tmp_path, "??", smoke=False, partial=False).name.startswith("gpu_suite_unknown_")
+
+
 def test_member_paths_cover_every_member():
     paths = gpu_suite.member_paths()
     root = BENCH.parent
