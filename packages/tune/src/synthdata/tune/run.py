@@ -10,7 +10,7 @@ import copy
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,30 +81,26 @@ _IN_RUN_ID_WHEN_SET = ("frozen_few_shot_batch",)
 def run_tuning(
     cfg: TuneConfig,
     *,
-    classnames: Sequence[str],
-    templates: Sequence[str],
-    eval_data: PathLike,
     out: PathLike,
-    train: PathLike | Sequence[PathLike] = (),
-    few_shot: PathLike | None = None,
-    cache_dir: PathLike | None = None,
     bundle: ClipBundle | None = None,
     resume: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
-    class_aliases: Sequence[Sequence[str]] | None = None,
+    **sources: Any,
 ) -> dict[str, Any]:
     """Tune a CLIP classifier on synthetic shards ``train`` (and ``cfg.shots`` real images per class from
     ``few_shot``), evaluate it on ``eval_data`` and write the outputs to ``out`` (see ``docs/tune.md``).
 
-    ``cache_dir`` defaults to ``out/feature_cache`` (``cfg.use_cache=False``: no cache). ``bundle``: an
-    already loaded :class:`synthdata.clip.ClipBundle` (else loaded from ``cfg``; random weights are drawn
-    from ``cfg.seed``); end-to-end fine-tuning hands it back with its original weights (the tuned encoder
-    is saved to ``out/encoder.safetensors``). Training state is saved to ``out/checkpoint.pt`` after every epoch;
-    with ``resume`` (default) a run with the same settings, data, classes and model continues from it (and
-    one that finished only re-evaluates), ``resume=False`` discards it. ``on_epoch(row)`` is called after
-    each epoch with its log row. ImageFolder class folders are matched to ``classnames`` by name, with
-    ``class_aliases`` (other names per class, e.g. native folder names) as further names. Returns the result
-    record appended to ``out/results.jsonl``.
+    ``out`` and ``sources`` are :func:`check_inputs`' keywords, with its defaults: ``classnames``,
+    ``templates``, ``eval_data`` (required), ``train``, ``few_shot``, ``cache_dir`` (default
+    ``out/feature_cache``; ``cfg.use_cache=False``: no cache) and ``class_aliases`` (other names per class,
+    e.g. native folder names, to which ImageFolder class folders are matched besides ``classnames``).
+    ``bundle``: an already loaded :class:`synthdata.clip.ClipBundle` (else loaded from ``cfg``; random
+    weights are drawn from ``cfg.seed``); end-to-end fine-tuning hands it back with its original weights
+    (the tuned encoder is saved to ``out/encoder.safetensors``). Training state is saved to
+    ``out/checkpoint.pt`` after every epoch; with ``resume`` (default) a run with the same settings, data,
+    classes and model continues from it (and one that finished only re-evaluates), ``resume=False``
+    discards it. ``on_epoch(row)`` is called after each epoch with its log row. Returns the result record
+    appended to ``out/results.jsonl``.
 
     Every input is checked before ``out`` is created; a run that fails afterwards removes the directories
     it created when they hold no file (nothing cached, no epoch finished).
@@ -113,17 +109,7 @@ def run_tuning(
     if cfg.device == "auto":  # recorded as the device the run used
         cfg = dataclasses.replace(cfg, device=resolve_device(cfg.device))
     with removed_on_failure(out):
-        inputs = check_inputs(
-            cfg,
-            classnames=classnames,
-            templates=templates,
-            eval_data=eval_data,
-            out=out,
-            train=train,
-            few_shot=few_shot,
-            cache_dir=cache_dir,
-            class_aliases=class_aliases,
-        )
+        inputs = check_inputs(cfg, out=out, **sources)
         with prepare(cfg, inputs, bundle=bundle, resume=resume) as run:
             trained = run.train(on_epoch)
             return run.write(trained, run.evaluate(trained), started=started)
