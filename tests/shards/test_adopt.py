@@ -115,6 +115,9 @@ def test_index_resumes_after_an_interrupted_run(tmp_path, monkeypatch, capsys):
     assert main(["index", str(d)]) == 0
     assert scanned == ["train-0001.tar", "train-0002.tar"]  # the first one is not read again
     assert verify_dataset(d).ok and ShardDataset.open(d).num_samples == 15
+    split = json.loads((d / TIMM_INFO).read_text())["splits"]["train"]  # the earlier shard and the new ones
+    assert split["filenames"] == ["train-0000.tar", "train-0001.tar", "train-0002.tar"]
+    assert split["shard_lengths"] == [5, 5, 5] and split["num_samples"] == 15
     scanned.clear()
     assert main(["index", str(d)]) == 0 and scanned == []
 
@@ -227,3 +230,19 @@ def test_index_refuses_a_sidecar_without_its_tar(tmp_path, capsys):
     assert main(["index", str(d)]) == 2
     err = capsys.readouterr().err
     assert "train-0001.idx.json describes a tar that is not there" in err
+
+
+def test_shards_indexed_later_take_their_place_in_name_order(tmp_path, capsys):
+    d = foreign_shards(tmp_path / "d", n=15)
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for name in ("train-0000.tar", "train-0001.tar"):
+        (d / name).rename(aside / name)
+    assert main(["index", str(d)]) == 0  # train-0002 only
+    for name in ("train-0000.tar", "train-0001.tar"):
+        (aside / name).rename(d / name)
+    assert main(["index", str(d)]) == 0
+    names = ["train-0000.tar", "train-0001.tar", "train-0002.tar"]
+    assert json.loads((d / TIMM_INFO).read_text())["splits"]["train"]["filenames"] == names
+    assert [s["url"] for s in json.loads((d / WIDS_INDEX).read_text())["shardlist"]] == names
+    assert "3 in all, 15 samples" in capsys.readouterr().out

@@ -16,8 +16,8 @@ from typing import Any
 
 from synthdata.shards import storage
 from synthdata.shards.atomic import HashingReader
-from synthdata.shards.dataset import LABELS_FROM_CLS, ShardDataset
-from synthdata.shards.dataset_info import DatasetInfo, parse_dataset_json
+from synthdata.shards.dataset import LABELS_FROM_CLS, ShardDataset, parse_sidecar
+from synthdata.shards.dataset_info import DatasetInfo, find_dataset_json
 from synthdata.shards.encoding import IMAGE_EXTENSIONS
 from synthdata.shards.errors import CorruptShardError, ShardError
 from synthdata.shards.interop import InteropFiles, label_source, write_interop_files
@@ -152,14 +152,6 @@ class IndexResult:
     wrote_dataset_json: bool
 
 
-def _existing_info(location: str) -> DatasetInfo | None:
-    source = storage.join(location, DATASET_JSON)
-    try:
-        return parse_dataset_json(storage.read_text(source), source)
-    except FileNotFoundError:
-        return None
-
-
 def default_classes(count: int) -> list[str]:
     """Class names when none are given: each index as a string, ``"0"``, ``"1"``, ..."""
     return [str(i) for i in range(max(count, 1))]
@@ -259,16 +251,20 @@ def index_shards(
     if not storage.isdir(text):
         raise FileNotFoundError(f"index {text}: no such directory")
     rule = LabelRule(label_field, tuple(classes or ()))
-    existing = _existing_info(text)
+    existing = find_dataset_json(text)
     todo = _todo(text, existing, rule)
-    _check_labels(ShardDataset.open(text, flag="index", read_info=False), rule)
+    before = ShardDataset.open(text, flag="index", read_info=False)
+    _check_labels(before, rule)
+    entries = list(before.shards)
     for tar in todo:
         side = scan_shard(storage.join(text, tar), rule)
-        storage.write_json(sidecar_location(storage.join(text, tar)), side)
+        source = sidecar_location(storage.join(text, tar))
+        storage.write_json(source, side)
+        entries.append(parse_sidecar(side, source))
         if on_shard is not None:
             on_shard(tar, side["count"])
     ours = existing is None or existing.producer == PRODUCER
-    dataset = ShardDataset.open(text, flag="index", read_info=not ours)
+    dataset = ShardDataset.from_entries(text, None if ours else existing, entries)
     names = _class_names(dataset, classes, existing) if ours else list(existing.classes)  # type: ignore[union-attr]
     name = name or (existing.name if existing is not None and existing.name else storage.basename(text))
     interop = write_interop_files(dataset, classes=names, name=name)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from synthdata.shards import storage
-from synthdata.shards.dataset_info import DatasetInfo, parse_dataset_json
-from synthdata.shards.errors import CorruptShardError, DatasetInfoError
-from synthdata.shards.layout import DATASET_JSON, SIDECAR_SUFFIX
+from synthdata.shards.dataset_info import DatasetInfo, find_dataset_json, read_dataset_json
+from synthdata.shards.errors import CorruptShardError
+from synthdata.shards.layout import DATASET_JSON, SIDECAR_SUFFIX, sidecar_location
 
 #: A sidecar's optional ``labels`` field: where its ``classes`` came from. ``cls`` (the default) means each
 #: sample's ``cls`` member; ``json:FIELD`` a field of its ``json`` member holding class indices, and
@@ -106,7 +107,9 @@ class ShardDataset:
         text, only = _split_pattern(text, flag)
         if not storage.isdir(text) and not storage.exists(storage.join(text, DATASET_JSON)):
             raise FileNotFoundError(f"{flag} {text}: no such shard directory")
-        info = _read_info(text, required=require_info) if read_info else None
+        info = None
+        if read_info:
+            info = read_dataset_json(text) if require_info else find_dataset_json(text)
         names = [n for n in storage.listdir(text, f"*{SIDECAR_SUFFIX}") if not n.startswith(".")]
         if only is not None:
             missing = sorted(set(only) - set(names))
@@ -125,7 +128,16 @@ class ShardDataset:
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise CorruptShardError(f"{source}: unreadable sidecar ({exc})") from exc
             entries.append(parse_sidecar(obj, source))
-        dataset = cls(text, info, tuple(entries))
+        return cls.from_entries(text, info, entries)
+
+    @classmethod
+    def from_entries(
+        cls, location: str, info: DatasetInfo | None, entries: Iterable[ShardEntry]
+    ) -> ShardDataset:
+        """The dataset of these entries, in name order, with the checks :meth:`open` makes (for a writer that
+        has just written the sidecars and need not list and read them back)."""
+        ordered = sorted(entries, key=lambda e: sidecar_location(e.name))
+        dataset = cls(location, info, tuple(ordered))
         dataset._check()
         return dataset
 
@@ -195,14 +207,3 @@ def _split_pattern(location: str, flag: str) -> tuple[str, list[str] | None]:
         )
     names = [storage.basename(u)[: -len(".tar")] + SIDECAR_SUFFIX for u in urls]
     return parents.pop() or ".", names
-
-
-def _read_info(location: str, *, required: bool) -> DatasetInfo | None:
-    source = storage.join(location, DATASET_JSON)
-    try:
-        text = storage.read_text(source)
-    except FileNotFoundError as exc:
-        if required:
-            raise DatasetInfoError(f"{source} is missing; this is not a complete synthdata shard directory") from exc
-        return None
-    return parse_dataset_json(text, source)

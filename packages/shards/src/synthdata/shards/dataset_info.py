@@ -98,23 +98,27 @@ def parse_dataset_json(text: str, source: str) -> DatasetInfo:
     return DatasetInfo.from_json(obj, source)
 
 
+def find_dataset_json(directory: str | os.PathLike[str]) -> DatasetInfo | None:
+    """Read and check ``DIR/dataset.json`` (``DIR`` a local directory or a directory URL); None if it is absent."""
+    from synthdata.shards import storage
+
+    source = storage.join(directory, DATASET_JSON)
+    try:
+        text = storage.read_text(source)
+    except FileNotFoundError:
+        return None
+    return parse_dataset_json(text, source)
+
+
 def read_dataset_json(directory: str | os.PathLike[str]) -> DatasetInfo:
     """Read and check ``DIR/dataset.json`` (``DIR`` a local directory or a directory URL)."""
     from synthdata.shards import storage
 
-    if storage.is_url(directory):
-        source = storage.join(directory, DATASET_JSON)
-        try:
-            return parse_dataset_json(storage.read_text(source), source)
-        except FileNotFoundError as exc:
-            raise DatasetInfoError(f"{source} is missing; this is not a complete synthdata shard directory") from exc
-    path = Path(directory) / DATASET_JSON
-    if not Path(directory).is_dir():
+    if not storage.is_url(directory) and not Path(directory).is_dir():
         raise DatasetInfoError(f"{directory} is not a directory; pass a shard directory")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
+    info = find_dataset_json(directory)
+    if info is None:
         raise DatasetInfoError(
-            f"{path} is missing; this is not a complete synthdata shard directory"
-        ) from exc
-    return parse_dataset_json(text, str(path))
+            f"{storage.join(directory, DATASET_JSON)} is missing; this is not a complete synthdata shard directory"
+        )
+    return info
