@@ -62,3 +62,23 @@ def test_transfer_errors(
         transfer(_config(checkpoint, demo_folders, train_dir=str(tmp_path / "empty")))
     with pytest.raises(PretrainError, match="does not exist"):
         transfer(_config(tmp_path / "none.pt", demo_folders))
+
+
+@pytest.mark.parametrize("cls", ["train", "transfer"])
+def test_both_configs_check_device_and_precision_alike(cls: str, tmp_path: Path) -> None:
+    def config(**fields):
+        if cls == "train":
+            return tiny_config(tmp_path, tmp_path, **fields)
+        return TransferConfig(ckpt="c", train_dir="t", eval_dir="e", **fields)
+
+    assert config(device="cpu", amp="none").amp == "fp32"  # the old spelling, normalised
+    assert config(device="cpu", amp="auto").amp_dtype is None
+    assert config(device="cuda", amp="auto").amp_dtype == "bfloat16"
+    assert config(device="cuda", amp="fp16").amp_dtype == "float16"
+    what = "training" if cls == "train" else "transfer"
+    with pytest.raises(PretrainError, match=f"needs --device cuda; on the CPU {what} runs in float32"):
+        config(device="cpu", amp="bf16").validate()
+    with pytest.raises(PretrainError, match="--precision must be auto, fp32, bf16 or fp16, got 'fp8'"):
+        config(device="cpu", amp="fp8").validate()
+    with pytest.raises(PretrainError, match="--device must be cpu or cuda"):
+        config(device="tpu").validate()

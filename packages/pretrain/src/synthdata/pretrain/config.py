@@ -38,6 +38,44 @@ def parse_signals(spec: str) -> tuple[signal.Signals, ...]:
     return tuple(found)
 
 
+# the device and precision fields, the same in both configs
+_DEVICE_HELP = "auto (CUDA when available), cpu or cuda"
+_DEVICES = ("auto", "cpu", "cuda")
+_PRECISION_HELP = "mixed precision: auto (bf16 on CUDA, off on the CPU), fp32 (off), bf16 or fp16"
+_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+class _DeviceAndPrecision:
+    """What both configs do with their ``device`` and ``amp`` fields."""
+
+    __slots__ = ()
+    device: str
+    amp: Amp
+
+    def __post_init__(self) -> None:
+        if self.device == "auto":
+            self.device = resolve_device("auto")
+        if self.amp == "none":  # the spelling of earlier releases
+            self.amp = "fp32"
+
+    @property
+    def amp_dtype(self) -> str | None:
+        """``"bfloat16"``/``"float16"`` or None: ``auto`` is bf16 on CUDA and off on the CPU."""
+        if self.amp == "auto":
+            return "bfloat16" if self.device == "cuda" else None
+        return {"none": None, "fp32": None, "bf16": "bfloat16", "fp16": "float16"}[self.amp]
+
+    def _check_device_and_precision(self, what: str) -> None:
+        if self.device not in ("cpu", "cuda"):
+            raise PretrainError(f"--device must be cpu or cuda, got {self.device!r}")
+        if self.amp not in ("auto", "fp32", "none", "bf16", "fp16"):
+            raise PretrainError(f"--precision must be auto, fp32, bf16 or fp16, got {self.amp!r}")
+        if self.device == "cpu" and self.amp in ("bf16", "fp16"):
+            raise PretrainError(
+                f"--precision {self.amp} needs --device cuda; on the CPU {what} runs in float32 (drop --precision)"
+            )
+
+
 #: Named settings over the defaults of :class:`TrainConfig` (``default``). ``smoke``: a tiny random timm model
 #: on the CPU, for checking an install.
 TRAIN_RECIPES: dict[str, dict[str, Any]] = {
@@ -49,7 +87,7 @@ TRANSFER_RECIPES: dict[str, dict[str, Any]] = {
 
 
 @dataclass(kw_only=True, slots=True)
-class TrainConfig:
+class TrainConfig(_DeviceAndPrecision):
     """Pre-training from shards. Defaults are a small DeiT-style recipe; see ``docs/pretrain.md``."""
 
     # data
@@ -90,14 +128,11 @@ class TrainConfig:
     color_jitter: float = option(0.4, help="colour jitter strength")
     reprob: float = option(0.0, help="random erasing probability")
     # precision and EMA
-    amp: Amp = option(
-        "auto", help="mixed precision: auto (bf16 on CUDA, off on the CPU), fp32 (off), bf16 or fp16",
-        concept="precision", choices=("auto", "fp32", "bf16", "fp16"),
-    )
+    amp: Amp = option("auto", help=_PRECISION_HELP, concept="precision", choices=_PRECISIONS)
     ema: bool = option(False, help="keep an EMA of the weights")
     ema_decay: float = option(0.9998, help="EMA decay")
     # run
-    device: str = option("auto", help="auto (CUDA when available), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    device: str = option("auto", help=_DEVICE_HELP, choices=_DEVICES)
     seed: int = option(0, help="seed")
     out: str = option("runs/pretrain", help="run directory")
     resume: bool = option(
@@ -125,12 +160,6 @@ class TrainConfig:
         143, help="exit status after such a stop, for the scheduler's requeue rules (143 = 128 + SIGTERM)",
         metavar="CODE",
     )
-
-    def __post_init__(self) -> None:
-        if self.device == "auto":
-            self.device = resolve_device("auto")
-        if self.amp == "none":  # the spelling of earlier releases
-            self.amp = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -171,23 +200,9 @@ class TrainConfig:
             raise PretrainError(f"--preempt-exit-code must be in 1..255, got {self.preempt_exit_code}")
         if not 0.0 <= self.smoothing < 1.0:
             raise PretrainError(f"--label-smoothing must be in [0, 1), got {self.smoothing}")
-        if self.device not in ("cpu", "cuda"):
-            raise PretrainError(f"--device must be cpu or cuda, got {self.device!r}")
-        if self.amp not in ("auto", "fp32", "none", "bf16", "fp16"):
-            raise PretrainError(f"--precision must be auto, fp32, bf16 or fp16, got {self.amp!r}")
-        if self.device == "cpu" and self.amp in ("bf16", "fp16"):
-            raise PretrainError(
-                f"--precision {self.amp} needs --device cuda; on the CPU training runs in float32 (drop --precision)"
-            )
+        self._check_device_and_precision("training")
         if (self.mixup > 0 or self.cutmix > 0) and self.batch_size % 2:
             raise PretrainError(f"mixup/cutmix need an even --batch-size, got {self.batch_size}")
-
-    @property
-    def amp_dtype(self) -> str | None:
-        """``"bfloat16"``/``"float16"`` or None: ``auto`` is bf16 on CUDA and off on the CPU."""
-        if self.amp == "auto":
-            return "bfloat16" if self.device == "cuda" else None
-        return {"none": None, "fp32": None, "bf16": "bfloat16", "fp16": "float16"}[self.amp]
 
     @property
     def out_dir(self) -> Path:
@@ -195,7 +210,7 @@ class TrainConfig:
 
 
 @dataclass(kw_only=True, slots=True)
-class TransferConfig:
+class TransferConfig(_DeviceAndPrecision):
     """Fine-tune or linear-probe a pre-training checkpoint on an ImageFolder dataset."""
 
     ckpt: str = option(help="a pre-training checkpoint (RUN/checkpoints/last.pt)", concept="checkpoint")
@@ -209,28 +224,13 @@ class TransferConfig:
     img_size: int | None = option(None, help="input size in pixels (default: the pre-training size)")
     use_ema: bool = option(False, help="start from the checkpoint's EMA weights")
     workers: int = option(4, help="DataLoader workers")
-    device: str = option("auto", help="auto (CUDA when available), cpu or cuda", choices=("auto", "cpu", "cuda"))
-    amp: Amp = option(
-        "auto", help="mixed precision: auto (bf16 on CUDA, off on the CPU), fp32 (off), bf16 or fp16",
-        concept="precision", choices=("auto", "fp32", "bf16", "fp16"),
-    )
+    device: str = option("auto", help=_DEVICE_HELP, choices=_DEVICES)
+    amp: Amp = option("auto", help=_PRECISION_HELP, concept="precision", choices=_PRECISIONS)
     seed: int = option(0, help="seed")
     out: str | None = option(None, help="where transfer.jsonl goes (default: the checkpoint's run directory)")
 
-    def __post_init__(self) -> None:
-        if self.device == "auto":
-            self.device = resolve_device("auto")
-        if self.amp == "none":
-            self.amp = "fp32"
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    @property
-    def amp_dtype(self) -> str | None:
-        if self.amp == "auto":
-            return "bfloat16" if self.device == "cuda" else None
-        return {"none": None, "fp32": None, "bf16": "bfloat16", "fp16": "float16"}[self.amp]
 
     def validate(self) -> None:
         for name, value in (("epochs", self.epochs), ("batch_size", self.batch_size)):
@@ -238,9 +238,4 @@ class TransferConfig:
                 raise PretrainError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
         if self.mode not in ("finetune", "linear"):
             raise PretrainError(f"--mode must be finetune or linear, got {self.mode!r}")
-        if self.device not in ("cpu", "cuda"):
-            raise PretrainError(f"--device must be cpu or cuda, got {self.device!r}")
-        if self.device == "cpu" and self.amp in ("bf16", "fp16"):
-            raise PretrainError(
-                f"--precision {self.amp} needs --device cuda; on the CPU transfer runs in float32 (drop --precision)"
-            )
+        self._check_device_and_precision("transfer")
