@@ -196,20 +196,12 @@ def _make_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _class_list(path: Path) -> list[str]:
-    try:
-        from synthdata.prompts import load_class_list
-    except ImportError:  # pragma: no cover - prompts is a dependency of the tools
-        lines = path.read_text(encoding="utf-8").splitlines()
-        return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-    return list(load_class_list(path))
-
-
 def _index(args: argparse.Namespace) -> int:
+    from synthdata.prompts import load_class_list
     from synthdata.shards import storage
     from synthdata.shards.adopt import index_shards
 
-    classes = _class_list(Path(args.classes_file)) if args.classes_file else None
+    classes = list(load_class_list(Path(args.classes_file))) if args.classes_file else None
     result = index_shards(
         args.dir,
         classes=classes,
