@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmark scripts: environment description and result files."""
+"""Helpers shared by the benchmark scripts: environment description, git commit and result files."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import re
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,23 @@ def environment() -> dict[str, Any]:
     except ImportError:
         info["device"] = f"cpu ({platform.machine()})"
     return info
+
+
+def git_commit(root: str | os.PathLike[str], short: int | None = None) -> str | None:
+    """``HEAD`` of the checkout at ``root`` (its first ``short`` digits if given), with ``-dirty`` when tracked
+    files differ from it; None without git or outside a checkout."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    head = git("rev-parse", *([f"--short={short}"] if short else []), "HEAD")
+    if head is None:
+        return None
+    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def slug(text: str) -> str:

@@ -27,6 +27,9 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import git_commit
+
 ROOT = Path(__file__).resolve().parents[1]
 WHEEL_DIR, ANCHOR_DIR = ".whl", ".anchors"
 CARRY = [WHEEL_DIR, ANCHOR_DIR]
@@ -146,13 +149,6 @@ def travelling_bytes(root: Path, carry: Iterable[str] = CARRY) -> tuple[int, int
     return tree, carried
 
 
-def commit_label(root: Path) -> str:
-    """Short ``HEAD``, with ``-dirty`` when tracked files differ from it (the tree that travels)."""
-    head = git(root, "rev-parse", "--short=12", "HEAD").stdout.strip() or "unknown"
-    dirty = git(root, "status", "--porcelain", "--untracked-files=no").stdout.strip()
-    return head + ("-dirty" if dirty else "")
-
-
 def device_command(commit: str, budget_s: int = BUDGET_S) -> str:
     """The one device command: install the carried wheels into /tmp/site (device README), run the suite."""
     install = ("python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "
@@ -216,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     root = args.root.resolve()
     if not args.check:
         prepare(root, args.anchors_src or root.parent / "shared" / "anchors", args.pip.split() if args.pip else None)
-    command = device_command(commit_label(root), args.budget)
+    command = device_command(git_commit(root, short=12) or "unknown", args.budget)  # the tree that travels
     problems = check(root, command)
     tree, carried = travelling_bytes(root)
     for w in sorted((root / WHEEL_DIR).glob("*.whl")):

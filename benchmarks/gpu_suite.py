@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import print_table, slug
+from _common import git_commit, print_table, slug
 from _suite import Parsed, Report, Step, row, run_suite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,15 +106,6 @@ def _output(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
-
-
-def git_commit() -> str | None:
-    """``HEAD``, with ``-dirty`` when tracked files differ from it; None outside a git checkout."""
-    head = _output(["git", "rev-parse", "HEAD"], 20)
-    if head is None:
-        return None
-    dirty = _output(["git", "status", "--porcelain", "--untracked-files=no"], 20)
-    return head + ("-dirty" if dirty else "")
 
 
 def probe(python: str, env: dict[str, str]) -> dict[str, Any]:
@@ -403,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gpu_suite: error: no CUDA device here ({header.get('device')}); use --smoke on a CPU", file=sys.stderr)
         return 2
     out = args.out or (Path(tempfile.gettempdir()) / "gpu_suite_smoke" if args.smoke else BENCH / "results")
-    header.update(date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), git_commit=args.commit or git_commit(),
+    header.update(date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), git_commit=args.commit or git_commit(ROOT),
                   command=shlex.join(["python3", "benchmarks/gpu_suite.py", *(sys.argv[1:] if argv is None else argv)]),
                   smoke=args.smoke,
                   budget_s=args.budget or (1800.0 if args.smoke else 420.0), anchors=str(anchors))  # fmt: skip

@@ -174,3 +174,15 @@ def test_prepare_copies_the_anchors_and_downloads_only_what_is_missing(checkout,
     assert not list((checkout / ".anchors").rglob("__pycache__"))
     monkeypatch.undo()
     assert _check(checkout) == []
+
+
+def test_git_commit_marks_a_changed_tracked_file_dirty(checkout, tmp_path):
+    import _common
+
+    full, short = _common.git_commit(checkout), _common.git_commit(checkout, short=12)
+    assert len(full) == 40 and full.startswith(short) and len(short) == 12  # .whl/, .anchors/: not dirty
+    (checkout / "uv.lock").write_text((checkout / "uv.lock").read_text() + "\n")
+    assert _common.git_commit(checkout, short=12) == short + "-dirty"
+    outside = tmp_path / "not_a_checkout"
+    outside.mkdir()
+    assert _common.git_commit(outside) is None
