@@ -259,11 +259,8 @@ def _stored_md5(info: dict[str, Any]) -> str | None:
 
 
 def _md5_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
 
 
 def upload(local: str | os.PathLike[str], location: str | os.PathLike[str]) -> None:
