@@ -343,7 +343,10 @@ class FastSampler:
         text = self._padded_text(text_emb, n, rows)
         padded_inputs = {k: _pad_rows(v.to(self.device), rows) for k, v in inputs.items()}
         state = _pad_rows(x.to(self.device, torch.float32), rows).contiguous()
-        with_noise = any(needs_step_noise(self.method, self.eta, i) for i in range(start, -1, -1))
+        steps = [(i, needs_step_noise(self.method, self.eta, i)) for i in range(start, -1, -1)]
+        with_noise = any(noisy for _, noisy in steps)
+        if with_noise and noise is None:
+            raise ValueError(f"{self.method} sampling needs a noise source")
         runner = self._runner(state, with_noise, text, padded_inputs)
         x_buf, i_buf, noise_buf, proj_buf, out_buf, *extra_bufs = runner.static_inputs
         x_buf.copy_(state)
@@ -352,17 +355,15 @@ class FastSampler:
             out_buf.copy_(text.xf_out)
         for buf, k in zip(extra_bufs, sorted(padded_inputs), strict=True):
             buf.copy_(padded_inputs[k])
-        for step_n, i in enumerate(range(start, -1, -1)):
+        if noise_buf is not None:
+            noise_buf[n:].zero_()  # the padding rows get no noise, whatever an earlier call left there
+        for step_n, (i, noisy) in enumerate(steps):
             i_buf.fill_(i)
             if noise_buf is not None:
-                if needs_step_noise(self.method, self.eta, i):
-                    if noise is None:
-                        raise ValueError(f"{self.method} sampling needs a noise source")
-                    step_noise = noise.step(step_n, (n, *x.shape[1:]), self.device)
-                    noise_buf[:n].copy_(step_noise)
-                    noise_buf[n:].zero_()
+                if noisy:
+                    noise_buf[:n].copy_(noise.step(step_n, (n, *x.shape[1:]), self.device))  # type: ignore[union-attr]
                 else:
-                    noise_buf.zero_()
+                    noise_buf[:n].zero_()
             x_buf.copy_(runner.replay())
         return x_buf[:n].clone()
 
