@@ -14,13 +14,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from synthdata.clip import DEFAULT_TEMPLATES, load_clip
+from synthdata.clip import load_clip
 from synthdata.shards import ShardDataset, list_shards, make_demo, sidecar_path
 from synthdata.tools.tune import main
-from synthdata.tune import DataError, FeatureCache, TuneConfig, encode_images, load_image_set, run_tuning
+from synthdata.tune import DataError, FeatureCache, encode_images, load_image_set
 from synthdata.tune.data import _usable_cpus, image_loader, sidecar_digests
 
-from .test_tune_run import CLASSES, FAST, MODEL
+from .test_tune_run import CLASSES, MODEL, _run
 
 # Every number of the record that the data decides (timings, paths and run ids aside).
 NUMBERS = (
@@ -62,20 +62,6 @@ def _upload(shards: dict[str, Path], s3_server) -> dict[str, str]:
     return urls
 
 
-def _run(data, out: Path, cache: Path, **overrides) -> dict:
-    cfg = TuneConfig(**{**FAST, **overrides})
-    return run_tuning(
-        cfg,
-        classnames=CLASSES,
-        templates=DEFAULT_TEMPLATES[:2],
-        eval_data=data["eval"],
-        out=out,
-        train=[data["train"]],
-        few_shot=data["real"] if cfg.shots else None,
-        cache_dir=cache,
-    )
-
-
 def _assert_same_run(remote: dict, local: dict, remote_out: Path, local_out: Path) -> None:
     assert {k: remote[k] for k in NUMBERS} == {k: local[k] for k in NUMBERS}
     assert remote["run_id"] == local["run_id"]  # the same data, so a checkpoint of one resumes the other
@@ -92,15 +78,15 @@ def _entries(cache: Path) -> list[str]:
 
 def test_tune_from_http_equals_the_local_run(shards, http_server, tmp_path):
     urls = _serve(shards, http_server)
-    local = _run(shards, tmp_path / "local", tmp_path / "cache-local")
-    remote = _run(urls, tmp_path / "http", tmp_path / "cache-http")
+    local = _run(shards, tmp_path / "local", cache_dir=tmp_path / "cache-local")
+    remote = _run(urls, tmp_path / "http", cache_dir=tmp_path / "cache-http")
     assert remote["feature_cache"] == {"eval": "miss", "train": "miss"}  # features computed from HTTP
     _assert_same_run(remote, local, tmp_path / "http", tmp_path / "local")
     assert remote["data"]["train"]["sources"] == [urls["train"]] and remote["data"]["eval"]["source"] == urls["eval"]
     assert remote["data"]["eval"]["kind"] == "shards" and local["top1"] > local["zeroshot_top1"]
     # The cache key is derived from the sidecars' content: local and remote copies share entries.
     assert _entries(tmp_path / "cache-http") == _entries(tmp_path / "cache-local")
-    again = _run(urls, tmp_path / "http2", tmp_path / "cache-local")
+    again = _run(urls, tmp_path / "http2", cache_dir=tmp_path / "cache-local")
     assert again["feature_cache"] == {"eval": "hit", "train": "hit"} and again["top1"] == local["top1"]
 
 
@@ -110,8 +96,8 @@ def test_few_shot_tuning_from_s3_with_two_workers_equals_the_local_run(shards, s
     float rounding, as batches hold other images, so the local run decodes with 2 workers too.)"""
     urls = _upload(shards, s3_server)
     few = {"shots": 3, "real_batch_size": 4, "workers": 2}
-    local = _run(shards, tmp_path / "local", tmp_path / "cache-local", **few)
-    remote = _run(urls, tmp_path / "s3", tmp_path / "cache-s3", **few)
+    local = _run(shards, tmp_path / "local", cache_dir=tmp_path / "cache-local", **few)
+    remote = _run(urls, tmp_path / "s3", cache_dir=tmp_path / "cache-s3", **few)
     assert remote["feature_cache"] == {"eval": "miss", "train": "miss", "real": "miss"}
     assert remote["setting"] == local["setting"] == "few-shot"
     _assert_same_run(remote, local, tmp_path / "s3", tmp_path / "local")
@@ -172,7 +158,7 @@ def test_a_url_imagefolder_is_refused_in_one_line_before_out(option, demo, shard
         bad = http_server.url(name)
         out = tmp_path / "new" / "T"
         with pytest.raises(DataError) as info:
-            _run({**shards, role: bad}, out, tmp_path / "cache", shots=2 if role == "real" else None)
+            _run({**shards, role: bad}, out, cache_dir=tmp_path / "cache", shots=2 if role == "real" else None)
         message = str(info.value)
         assert "\n" not in message and message.startswith(f"{option} {bad}: {expected}"), message
         assert name == "missing" or "an ImageFolder is read from a local directory only" in message
@@ -198,8 +184,8 @@ def test_a_url_that_holds_no_shards_is_one_cli_line(shards, s3_server, tmp_path,
 def test_end_to_end_finetuning_streams_http_shards_like_local_ones(shards, http_server, tmp_path):
     urls = _serve({"train": shards["train"], "eval": shards["eval"]}, http_server)
     tune = {"finetune": True, "epochs": 1, "batch_size": 32, "lr": 1e-3, "wise_alphas": ()}
-    local = _run(shards, tmp_path / "local", tmp_path / "cache", **tune)
-    remote = _run(urls, tmp_path / "http", tmp_path / "cache", **tune)
+    local = _run(shards, tmp_path / "local", cache_dir=tmp_path / "cache", **tune)
+    remote = _run(urls, tmp_path / "http", cache_dir=tmp_path / "cache", **tune)
     assert remote["mode"] == "finetune" and remote["steps"] == 2
     _assert_same_run(remote, local, tmp_path / "http", tmp_path / "local")
     a, b = load_file(tmp_path / "http" / "encoder.safetensors"), load_file(tmp_path / "local" / "encoder.safetensors")
