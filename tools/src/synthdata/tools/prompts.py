@@ -14,7 +14,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from synthdata.prompts import PromptsError, get_dataset, list_datasets
+from synthdata.prompts import GENERIC_PREFIX, PromptsError, get_dataset, list_datasets
 from synthdata.prompts.config import DEFAULT_LE_MODEL, RECIPES, PromptsConfig
 from synthdata.shards.atomic import atomic_write_json
 from synthdata.tools._cli import Command
@@ -132,7 +132,7 @@ def _run(cmd: Command, args: argparse.Namespace) -> int:
     out = Path(args.out)
     source = resolve_classes(dataset=args.dataset, classes_file=args.classes_file)
     if args.dataset is None:  # a class list keeps the generic prefix, even when it equals a data set's
-        source = dataclasses.replace(source, templates=None, prefix=_generic_prefix(), suffix="")
+        source = dataclasses.replace(source, templates=None, prefix=GENERIC_PREFIX, suffix="")
     origin = {"dataset": source.dataset} if args.dataset is not None else {"classes": str(args.classes_file)}
     prefix, suffix = cfg.domain(source.dataset if args.dataset is not None else None, source.prefix, source.suffix)
     meta: dict = {"tool": PROG, "method": cfg.method, **origin, "num_classes": len(source.classnames),
@@ -153,12 +153,6 @@ def _run(cmd: Command, args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"wrote {n} prompts to {out}", file=sys.stderr)
     return 0
-
-
-def _generic_prefix() -> str:
-    from synthdata.prompts import GENERIC_PREFIX
-
-    return GENERIC_PREFIX
 
 
 def _journal_path(out: Path) -> Path:
