@@ -111,7 +111,6 @@ class Report:
             for s in steps
         ]
         self.rows: list[dict[str, Any]] = []
-        self.extra: dict[str, Any] = {}
 
     def record(self, index: int, outcome: Outcome, rows: list[dict[str, Any]], fields: dict[str, Any]) -> None:
         """Store step ``index``'s outcome and rows (plus a status row unless it ran fine and gave rows)."""
@@ -124,7 +123,7 @@ class Report:
             self.rows.append(row(rec["name"], outcome.status, seconds=round(outcome.seconds, 2), note=note))
 
     def data(self) -> dict[str, Any]:
-        doc = {"suite": "gpu_suite", "header": self.header, **self.extra, "steps": self.steps, "rows": self.rows}
+        doc = {"suite": "gpu_suite", "header": self.header, "steps": self.steps, "rows": self.rows}
         if self.annotate is not None:
             self.annotate(doc)
         return doc

@@ -388,7 +388,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     env = suite_env(args.smoke)
-    anchors = args.anchors if args.anchors.is_absolute() else (Path.cwd() / args.anchors)
+    anchors = args.anchors.absolute()
     header = probe(sys.executable, env)
     if not args.smoke and not header.get("cuda_available") and not args.allow_cpu:
         print(f"gpu_suite: error: no CUDA device here ({header.get('device')}); use --smoke on a CPU", file=sys.stderr)
