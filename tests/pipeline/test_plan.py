@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from synthdata.tools._pipeline.config import PipelineConfig
 from synthdata.tools._pipeline.plan import (
@@ -22,6 +24,17 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys) -> None:
     assert "20000 images at 256 px into 80 shard(s)" in text and "keep 8000" in text
     assert "fewshot   off" in text and "floor 2,081 GPU-s" in text
     assert not out.exists()
+
+
+def test_the_plan_loads_no_torch(tmp_path) -> None:
+    """Resolving the config settles no device (the runner does that), so --dry-run answers at once."""
+    code = (
+        "import sys; from synthdata.tools._pipeline import PipelineConfig, dry_run; "
+        f"dry_run(PipelineConfig(dataset='eurosat', eval_dir={str(tmp_path)!r}), {str(tmp_path / 'R')!r}); "
+        "print('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "False"
 
 
 def test_generation_cost_is_counted_from_the_forward_flops() -> None:

@@ -286,8 +286,12 @@ def _check_paths(cfg: PipelineConfig) -> None:
 
 def _resolved_stage_defaults(cfg: PipelineConfig, stage: str) -> dict[str, Any]:
     """The stage's package config under ``cfg``, with its own defaults filled, as ``{field: value}``."""
-    # the stage's paths are the runner's to give; placeholders let the stage config check the rest
-    context = {"generate": {"out": "", "real_guidance": "few_shot" if cfg.shots else None}}.get(stage, {})
+    # The stage's paths and device are the runner's to give; placeholders let the stage config check the rest
+    # (a device of "auto" would be settled here, importing torch for every --dry-run and finished rerun).
+    context = {
+        "generate": {"out": "", "real_guidance": "few_shot" if cfg.shots else None},
+        "filter": {"device": "cpu"},
+    }.get(stage, {})
     built = cfg.stage_config(stage, **context)
     if hasattr(built, "resolved"):
         built = built.resolved()
