@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +52,9 @@ def bench(fmt: str, size: int, n: int, root: Path) -> dict:
     }
 
 
-def _servers(root: Path) -> tuple[str, str, object]:
-    """A moto S3 server and an HTTP server over ``root`` on 127.0.0.1 (free ports); returns their endpoints
-    and a function that stops both."""
+def _servers(root: Path) -> tuple[str, Callable[[], None]]:
+    """A moto S3 server (the ``AWS_*`` environment points s3fs at it) and an HTTP server over ``root``, both on
+    127.0.0.1 at free ports; returns the HTTP server's URL and a function that stops both."""
     import functools
     import logging
     import threading
@@ -64,6 +65,7 @@ def _servers(root: Path) -> tuple[str, str, object]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     s3.start()
+
     class QuietHandler(SimpleHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -79,7 +81,7 @@ def _servers(root: Path) -> tuple[str, str, object]:
         http.shutdown()
         s3.stop()
 
-    return f"http://{host}:{port}", f"http://127.0.0.1:{http.server_address[1]}", stop
+    return f"http://127.0.0.1:{http.server_address[1]}", stop
 
 
 def _mb_per_s(nbytes: int, seconds: float) -> float:
@@ -107,7 +109,8 @@ def bench_remote(n: int, root: Path) -> list[dict]:
     data = make_demo(root / "www" / "demo", classes=10, per_class=max(1, n // 10), size=64, shard_size=max(1, n // 8))
     files = sorted(p for p in data.iterdir() if p.is_file())
     nbytes = sum(p.stat().st_size for p in files)
-    _, http, stop = _servers(root / "www")
+    samples = ShardDataset.open(str(data)).num_samples
+    http, stop = _servers(root / "www")
     try:
         fsspec.filesystem("s3").mkdir("bench")
         t0 = time.perf_counter()
@@ -131,13 +134,14 @@ def bench_remote(n: int, root: Path) -> list[dict]:
         loader = {"what": "loader (images/s)"}
         for name, source in (("local disk", str(data)), ("http", f"{http}/demo"), ("s3", "s3://bench/demo")):
             ips, count = _loader_images_per_s(source)
-            assert count == ShardDataset.open(str(data)).num_samples
+            assert count == samples
             loader[name] = ips
         rows.append(loader)
     finally:
         stop()
+    shards = sum(p.suffix == ".tar" for p in files)
     for row in rows:
-        row.update(shards=len([p for p in files if p.suffix == ".tar"]), megabytes=round(nbytes / 1e6, 2))
+        row.update(shards=shards, megabytes=round(nbytes / 1e6, 2))
     return rows
 
 
