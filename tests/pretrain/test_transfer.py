@@ -82,3 +82,16 @@ def test_both_configs_check_device_and_precision_alike(cls: str, tmp_path: Path)
         config(device="cpu", amp="fp8").validate()
     with pytest.raises(PretrainError, match="--device must be cpu or cuda"):
         config(device="tpu").validate()
+
+
+def test_cuda_without_a_device_is_refused_alike(
+    demo_shards: Path, demo_folders: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    wanted = r"^--device cuda but no CUDA device is visible; pass --device cpu or auto$"
+    with pytest.raises(PretrainError, match=wanted):
+        train(tiny_config(demo_shards, tmp_path / "run", device="cuda"))
+    with pytest.raises(PretrainError, match=wanted):
+        transfer(_config(tmp_path / "unused.pt", demo_folders, device="cuda"))

@@ -32,6 +32,12 @@ class DistInfo:
         return self.world_size > 1
 
 
+def require_cuda() -> None:
+    """Refuse ``--device cuda`` where no CUDA device is visible."""
+    if not torch.cuda.is_available():
+        raise PretrainError("--device cuda but no CUDA device is visible; pass --device cpu or auto")
+
+
 def init_distributed(device: str) -> DistInfo:
     """Read torchrun's variables and, when ``WORLD_SIZE`` > 1, join the process group.
 
@@ -48,8 +54,7 @@ def init_distributed(device: str) -> DistInfo:
     rank, world_size = (split.rank, split.world_size) if split.source == "torchrun" else (0, 1)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device == "cuda":
-        if not torch.cuda.is_available():
-            raise PretrainError("--device cuda (the default) but no CUDA device is visible; pass --device cpu")
+        require_cuda()
         if local_rank >= torch.cuda.device_count():
             raise PretrainError(
                 f"LOCAL_RANK={local_rank} but only {torch.cuda.device_count()} CUDA devices are visible; "

@@ -17,6 +17,7 @@ from timm.utils import accuracy
 from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 
+from synthdata.pretrain._dist import require_cuda
 from synthdata.pretrain._models import amp_dtype, autocast, create_model, eval_transform, train_transform
 from synthdata.pretrain.checkpoint import load_checkpoint
 from synthdata.pretrain.config import PretrainError, TransferConfig
@@ -80,8 +81,8 @@ def evaluate(
 def _device(cfg: TransferConfig) -> torch.device:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise PretrainError("transfer runs in a single process; launch it without torchrun")
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise PretrainError("--device cuda (the default) but no CUDA device is visible; pass --device cpu")
+    if cfg.device == "cuda":
+        require_cuda()
     return torch.device(cfg.device)
 
 
