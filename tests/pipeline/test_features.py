@@ -46,6 +46,25 @@ def test_missing_weights_fail_before_the_first_stage(tmp_path, monkeypatch, caps
     assert calls == [] and not out.exists()  # refused before any stage ran or anything was written
 
 
+def test_each_model_is_checked_once_for_the_stages_still_to_run(tmp_path, monkeypatch) -> None:
+    import synthdata.clip
+    from synthdata.diffusion import checkpoints
+
+    checked: list = []
+    monkeypatch.setattr(synthdata.clip, "ensure_weights", lambda *a: checked.append(("clip", a[0])))
+    monkeypatch.setattr(checkpoints, "resolve_checkpoint", lambda name, cache: checked.append(("glide", name)))
+    cfg = PipelineConfig(dataset="cifar10", eval_dir=str(tmp_path), prompt_method="template").resolved()
+    runner.check_weights(cfg, tmp_path / "new")
+    assert checked == [("glide", "glide.base"), ("glide", "glide.upsample"), ("clip", "RN50")]
+    checked.clear()
+    for stage in ("prompts", "fewshot", "generate", "filter"):
+        (tmp_path / "R" / "stages").mkdir(parents=True, exist_ok=True)
+        marker = runner.StageMarker(stage, {}, "h", {}, {}, "", "", 0.0)
+        runner.write_marker(tmp_path / "R", marker)
+    runner.check_weights(cfg, tmp_path / "R")
+    assert checked == [("clip", "RN50")]  # the tuner still needs the CLIP the filter used
+
+
 @pytest.fixture
 def one_thread():
     import torch

@@ -371,12 +371,13 @@ def check_weights(cfg: PipelineConfig, run_dir: Path, *, until: str | None = Non
     names = [s.name for s in STAGES]
     last = names.index(until) if until in names else len(names) - 1
     pending = [n for n in names[: last + 1] if read_marker(run_dir, n) is None] if run_dir.is_dir() else names
-    for stage, check in required_weights(cfg):
-        if stage in pending:
+    for stages, check in required_weights(cfg):
+        needed = [stage for stage in stages if stage in pending]
+        if needed:
             try:
                 check()
             except Exception as exc:  # each library raises its own one-line error type
-                raise PipelineError(f"{stage}: {exc}") from exc
+                raise PipelineError(f"{needed[0]}: {exc}") from exc
 
 
 def _build_stages() -> list[Stage]:

@@ -36,14 +36,14 @@ def _clip(cfg: PipelineConfig) -> Callable[[], None]:
     return check
 
 
-def required_weights(cfg: PipelineConfig) -> list[tuple[str, Callable[[], None]]]:
-    """``(stage, check)`` for every model file a real (not smoke) run of ``cfg`` loads, in stage order."""
-    checks: list[tuple[str, Callable[[], None]]] = []
+def required_weights(cfg: PipelineConfig) -> list[tuple[tuple[str, ...], Callable[[], None]]]:
+    """``(stages, check)`` for every model file a real (not smoke) run of ``cfg`` loads, in stage order; the
+    CLIP that the filter and the tuner share is one check for both."""
+    checks: list[tuple[tuple[str, ...], Callable[[], None]]] = []
     if cfg.prompt_method == "le":
-        checks.append(("prompts", _le_model(cfg)))
-    checks.append(("generate", _glide(cfg, str(cfg.base_checkpoint))))
+        checks.append((("prompts",), _le_model(cfg)))
+    checks.append((("generate",), _glide(cfg, str(cfg.base_checkpoint))))
     if cfg.size == 256:
-        checks.append(("generate", _glide(cfg, str(cfg.upsample_checkpoint))))
-    clip = _clip(cfg)
-    checks += [("filter", clip), ("tune", clip)]
+        checks.append((("generate",), _glide(cfg, str(cfg.upsample_checkpoint))))
+    checks.append((("filter", "tune"), _clip(cfg)))
     return checks
