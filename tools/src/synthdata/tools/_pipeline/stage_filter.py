@@ -1,6 +1,6 @@
-"""Stage ``filter``: ``R/generated`` → ``R/filtered`` (kept shards, ``scores.jsonl``, ``report.json``,
-``report/*.png``) with :func:`synthdata.filter.filter_shards`: CLIP zero-shot scoring over the class names
-and the paper's selection rule, keeping ``keep_per_class`` images a class."""
+"""Stage ``filter``: ``R/generated`` → ``R/filtered`` (the kept shards) and ``R/filtered.report``
+(``scores.jsonl``, ``report.json``, its PNGs) with :func:`synthdata.filter.filter_shards`: CLIP zero-shot
+scoring over the class names and the paper's selection rule, keeping ``keep_per_class`` images a class."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         "filter",
         device=ctx.device,
         precision="fp32",
-        num_workers=0 if cfg.smoke else (4 if ctx.device.startswith("cuda") else 1),
+        num_workers=0 if cfg.smoke else None,  # None: the filter's own choice for the device (4 on CUDA, else 1)
         progress=ctx.progress,
     )
     try:
