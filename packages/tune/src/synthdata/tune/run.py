@@ -286,11 +286,7 @@ class TuningRun:
         labels, num_classes = self.features.eval.labels, self.inputs.num_classes
 
         def score() -> float:
-            feats = features
-            if feats is None:
-                feats, _ = encode_images(
-                    self.bundle, self.inputs.eval_set, batch_size=self.cfg.feature_batch_size, workers=self.cfg.workers
-                )
+            feats = features if features is not None else self._eval_features()
             device = next(head.parameters()).device
             with torch.no_grad():
                 logits = head(feats.to(device)).cpu()
@@ -351,9 +347,11 @@ class TuningRun:
             self.bundle.model.visual.load_state_dict(frozen)
         return Scores(tuned, wise)
 
-    def _eval_features(self, visual_state: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The test set's features under the image encoder weights ``visual_state`` (left loaded)."""
-        self.bundle.model.visual.load_state_dict(visual_state)
+    def _eval_features(self, visual_state: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """The test set's features under the image encoder weights ``visual_state`` (left loaded; None: the
+        weights it has now)."""
+        if visual_state is not None:
+            self.bundle.model.visual.load_state_dict(visual_state)
         feats, _ = encode_images(
             self.bundle,
             self.inputs.eval_set,
