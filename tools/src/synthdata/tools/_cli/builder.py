@@ -86,11 +86,9 @@ class _Bound:
 class Command:
     """One command's parser, built from the vocabulary and config dataclasses."""
 
-    def __init__(
-        self, prog: str, description: str | None, parser: argparse.ArgumentParser | None = None
-    ) -> None:
+    def __init__(self, prog: str, description: str | None) -> None:
         self.prog = prog
-        self.parser = parser or OneLineParser(
+        self.parser = OneLineParser(
             prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
         )
         self.bound: dict[str, _Bound] = {}
@@ -206,11 +204,9 @@ class Command:
             action.required = False
             self._required.append((dest, bound.flag))
 
-    def add_run_options(
-        self, *, recipes: bool = True, verbose: bool = True, quiet: bool = True, group: Any = None
-    ) -> None:
-        """``--config``, and with ``recipes`` ``--recipe``/``--smoke``; ``-v`` and ``--quiet``."""
-        g = group or self.group("run")
+    def add_run_options(self, *, recipes: bool = True, quiet: bool = True) -> None:
+        """``--config``, and with ``recipes`` ``--recipe``/``--smoke``; ``-v`` and (with ``quiet``) ``--quiet``."""
+        g = self.group("run")
         self.add("config", group=g, default=None)
         if recipes:
             names = ", ".join(sorted(self.recipes))
@@ -219,8 +215,7 @@ class Command:
             self.add("smoke", group=g, action="store_true", default=False)
         if quiet:
             self.add("quiet", group=g, action="store_true", default=False)
-        if verbose:
-            self.add("verbose", group=g, action="store_true", default=False)
+        self.add("verbose", group=g, action="store_true", default=False)
         self._has_run_options = True
 
     def add_recipes(self, cls: type, recipes: Mapping[str, Mapping[str, Any]]) -> None:

@@ -32,9 +32,7 @@ def commands() -> dict[str, Command]:
     for name, module, sub in COMMANDS:
         build = importlib.import_module(module).build_command
         out[name] = build(sub) if sub is not None else build()
-    extra = importlib.import_module("synthdata.tools.shards")
-    if hasattr(extra, "build_commands"):
-        out.update(extra.build_commands())
+    out.update(importlib.import_module("synthdata.tools.shards").build_commands())  # its subcommands
     return out
 
 
